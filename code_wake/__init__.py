@@ -1,0 +1,45 @@
+"""code_wake: record what a Python program does and what goes wrong into a SQL database.
+
+The public API is what this module exports; everything else may change.
+"""
+
+from ._version import __version__
+from .config import Config
+from .errors import CodeWakeError, ConfigError, StoreError, StoreUnavailableError
+from .event import EventPolicy, PendingEvent
+from .process import Process
+from .records import (
+    AppRecord,
+    AppVsnRecord,
+    DataItem,
+    EnvironmentRecord,
+    EventRecord,
+    ProcessInfo,
+    ProcessRecord,
+    StackframeRecord,
+    StacktraceRecord,
+)
+from .store import AbstractStore, Store
+
+__all__ = [
+    "AbstractStore",
+    "AppRecord",
+    "AppVsnRecord",
+    "CodeWakeError",
+    "Config",
+    "ConfigError",
+    "DataItem",
+    "EnvironmentRecord",
+    "EventPolicy",
+    "EventRecord",
+    "PendingEvent",
+    "Process",
+    "ProcessInfo",
+    "ProcessRecord",
+    "StackframeRecord",
+    "StacktraceRecord",
+    "Store",
+    "StoreError",
+    "StoreUnavailableError",
+    "__version__",
+]

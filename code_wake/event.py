@@ -1,0 +1,222 @@
+"""The pending event: what a log call becomes on the caller's thread.
+
+Every door (``Process.log``, the logging handler, the structlog processor)
+builds one `PendingEvent` through `EventPolicy.build`, and every store writes
+those. Building one normalises the data (strings as they are, ``None`` as
+null, everything else as compact JSON or its ``repr``), truncates over-long
+values, filters secrets and captures the stack cheaply; nothing slow happens
+here and nothing of the caller's frames or exception is kept alive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, TypeAlias
+
+from .records import ProcessInfo
+from .stack_trace import RawFrame, bencode, capture_caller, capture_exception, exception_type_name
+
+__all__ = [
+    "DEFAULT_MAX_KEY_LENGTH",
+    "DEFAULT_MAX_VALUE_LENGTH",
+    "DEFAULT_SECRET_KEYS",
+    "FILTERED",
+    "EventData",
+    "EventPolicy",
+    "PendingEvent",
+    "ProcessRef",
+    "data_digest",
+]
+
+EventData: TypeAlias = "Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None"
+"""What a log call accepts as data: a mapping, or ``(key, value)`` pairs (keys may repeat)."""
+
+ProcessRef: TypeAlias = "ProcessInfo | int"
+"""Whose event it is: a stored process id, or a process the store has not registered yet."""
+
+Pairs: TypeAlias = tuple[tuple[str, "str | None"], ...]
+
+DEFAULT_MAX_VALUE_LENGTH = 8192
+"""Characters kept of one value (and of an exception message) before truncation."""
+
+DEFAULT_MAX_KEY_LENGTH = 200
+"""Characters kept of one key."""
+
+DEFAULT_SECRET_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "access_key",
+    "private_key",
+    "authorization",
+    "auth_header",
+    "cookie",
+    "credential",
+    "session_id",
+    "signature",
+)
+"""Key fragments whose values are filtered; matched inside keys, ignoring case and separators."""
+
+FILTERED = "[FILTERED]"
+"""What a secret value is replaced by."""
+
+TRUNCATED_MARKER = "...[truncated {} chars]"
+"""Appended to a truncated value, saying how much was cut."""
+
+_SEPARATORS = re.compile(r"[^0-9a-z]+")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """One event on its way to a store: immutable, cheap, free of live objects.
+
+    ``frames`` are outermost first and carry no source lines yet; ``None``
+    means the event has no stack trace.
+    """
+
+    process: ProcessRef
+    when_ts: float
+    data: Pairs = ()
+    frames: tuple[RawFrame, ...] | None = None
+    exc_type: str | None = None
+    exc_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventPolicy:
+    """How raw log-call input becomes a `PendingEvent`: limits and secret filtering."""
+
+    max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
+    max_key_length: int = DEFAULT_MAX_KEY_LENGTH
+    secret_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
+    _secret_fragments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _secret_cache: dict[str, bool] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_secret_fragments", tuple(_fold(k) for k in self.secret_keys if _fold(k)))
+        object.__setattr__(self, "_secret_cache", {})
+
+    def build(
+        self,
+        process: ProcessRef,
+        data: EventData = None,
+        exc: BaseException | None = None,
+        inc_st: bool = False,
+        st_len: int | None = None,
+        when_ts: float | None = None,
+        frames: tuple[RawFrame, ...] | None = None,
+        caller: FrameType | None = None,
+    ) -> PendingEvent:
+        """Normalise one log call's input.
+
+        `frames` given explicitly (the original's ``st_data``) win over capture;
+        otherwise with `inc_st` the trace comes from `exc`, or from the stack
+        starting at `caller` (default: the first frame outside code_wake).
+        """
+        if frames is None and inc_st:
+            frames = capture_exception(exc, st_len) if exc is not None else capture_caller(st_len, caller)
+        return PendingEvent(
+            process=process,
+            when_ts=time.time() if when_ts is None else float(when_ts),
+            data=self.normalise(data),
+            frames=frames,
+            exc_type=None if exc is None else exception_type_name(exc),
+            exc_message=None if exc is None else self.clean_text(_safe_str(exc)),
+        )
+
+    def normalise(self, data: EventData) -> Pairs:
+        """Data as ``(str key, str-or-None value)`` pairs, secrets filtered."""
+        if data is None:
+            return ()
+        items = data.items() if isinstance(data, Mapping) else _pairs(data)
+        return tuple(self._pair(key, value) for key, value in items)
+
+    def _pair(self, key: Any, value: Any) -> tuple[str, str | None]:
+        text_key = self.clean_text(key if isinstance(key, str) else _safe_str(key), self.max_key_length)
+        if self.is_secret(text_key):
+            return text_key, FILTERED
+        if value is None:
+            return text_key, None
+        return text_key, self.clean_text(value if isinstance(value, str) else _to_text(value))
+
+    def is_secret(self, key: str) -> bool:
+        """True when the key contains a secret fragment (``db_password``, ``X-Api-Key``)."""
+        cache = self._secret_cache
+        known = cache.get(key)
+        if known is None:
+            folded = _fold(key)
+            known = any(fragment in folded for fragment in self._secret_fragments)
+            if len(cache) < 4096:
+                cache[key] = known
+        return known
+
+    def clean_text(self, text: str, limit: int | None = None) -> str:
+        """Truncate with a visible marker; make NULs and lone surrogates storable."""
+        limit = self.max_value_length if limit is None else limit
+        if len(text) > limit:
+            text = text[:limit] + TRUNCATED_MARKER.format(len(text) - limit)
+        if "\x00" in text:
+            # PostgreSQL refuses NUL in text; every backend gets the same escaped form.
+            text = text.replace("\x00", "\\x00")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                # Lone surrogates cannot be encoded for any database driver.
+                text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return text
+
+
+def _fold(key: str) -> str:
+    return _SEPARATORS.sub("", key.lower())
+
+
+def _pairs(data: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
+    for item in data:
+        if isinstance(item, (str, bytes)) or not isinstance(item, (tuple, list)) or len(item) != 2:
+            # Not a pair: keep it whole under a key that says so, rather than lose it.
+            yield "_item", item
+        else:
+            yield item[0], item[1]
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, (bool, int, float, dict, list, tuple)):
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+        except (TypeError, ValueError, RecursionError):
+            pass
+    return _safe_repr(value)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - any repr may raise; the event must still be stored
+        return f"<unrepresentable {type(value).__qualname__} object>"
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - any __str__ may raise; the event must still be stored
+        return _safe_repr(value)
+
+
+def data_digest(data: Pairs) -> bytes | None:
+    """pycodewake's ``events.digest``: sha256 of the bencoded ``[[key, val], ...]``.
+
+    A null value is bencoded as an empty list, which no string can be.
+    """
+    if not data:
+        return None
+    return hashlib.sha256(bencode([[k, [] if v is None else v] for k, v in data])).digest()

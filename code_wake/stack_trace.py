@@ -1,0 +1,220 @@
+"""Stack traces: cheap capture on the caller's thread, resolution off it.
+
+Capture keeps only ``(filename, lineno, function)`` per frame: no frame or
+traceback object survives it, and no source file is read. `resolve_frames`
+later adds the source lines (through `linecache`) and the digest by which
+identical traces are stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import linecache
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from importlib.util import find_spec
+from types import FrameType, TracebackType
+from typing import NamedTuple
+
+__all__ = [
+    "CAUSE_MARKER",
+    "CONTEXT_MARKER",
+    "RawFrame",
+    "ResolvedTrace",
+    "bencode",
+    "capture_caller",
+    "capture_exception",
+    "exception_type_name",
+    "frames_from_st_data",
+    "resolve_frames",
+    "trace_digest",
+]
+
+CAUSE_MARKER = "<cause>"
+"""Filename of the marker frame after a ``raise ... from`` cause's frames."""
+
+CONTEXT_MARKER = "<context>"
+"""Filename of the marker frame after an implicitly chained exception's frames."""
+
+MAX_FRAMES = 200
+"""Frames kept at most from one stack (innermost ones), whatever ``st_len`` says."""
+
+_MAX_CHAIN = 8
+"""Chained exceptions followed at most (cause of a cause of ...)."""
+
+
+class RawFrame(NamedTuple):
+    """One captured frame; ``src`` is None until resolved (markers carry theirs)."""
+
+    filename: str
+    lineno: int
+    function: str | None
+    src: str | None = None
+
+
+class ResolvedTrace(NamedTuple):
+    """Frames outermost first, each with its source line, and their digest."""
+
+    frames: tuple[RawFrame, ...]
+    digest: bytes
+
+
+def _package_dir(name: str) -> str | None:
+    spec = find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.join(next(iter(spec.submodule_search_locations)), "")
+
+
+def _internal_prefixes() -> tuple[str, ...]:
+    names = ("code_wake", "code_wake_sql14_store", "logging", "structlog")
+    return tuple(p for p in map(_package_dir, names) if p is not None)
+
+
+_INTERNAL = _internal_prefixes()
+# The contract suite's own test functions are user code, not library frames.
+_TESTING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testing", "")
+_LOGGING_FILE = logging.__file__
+
+
+def _is_internal(filename: str) -> bool:
+    if filename.startswith(_TESTING):
+        return False
+    return filename.startswith(_INTERNAL) or filename == _LOGGING_FILE
+
+
+def capture_caller(st_len: int | None = None, frame: FrameType | None = None) -> tuple[RawFrame, ...]:
+    """The calling stack, outermost first, without code_wake/logging/structlog frames.
+
+    `frame` is where to start (default: the caller of this function); the
+    innermost `st_len` frames are kept.
+    """
+    limit = _limit(st_len)
+    current = frame if frame is not None else sys._getframe(1)
+    frames: list[RawFrame] = []
+    while current is not None and len(frames) < limit:
+        code = current.f_code
+        if not _is_internal(code.co_filename):
+            frames.append(RawFrame(code.co_filename, current.f_lineno, code.co_name))
+        current = current.f_back
+    frames.reverse()
+    return tuple(frames)
+
+
+def capture_exception(exc: BaseException, st_len: int | None = None) -> tuple[RawFrame, ...]:
+    """The frames of `exc` outermost first, preceded by those of its chained causes.
+
+    Each chained exception's frames end with a marker frame (`CAUSE_MARKER` or
+    `CONTEXT_MARKER`, its ``src`` the chained exception's type), so a trace
+    reads like Python's own printout. `st_len` keeps the innermost frames.
+    """
+    parts: list[RawFrame] = []
+    for linked, marker in reversed(_chain(exc)):
+        parts.extend(_traceback_frames(linked.__traceback__))
+        if marker is not None:
+            parts.append(RawFrame(marker, 0, None, exception_type_name(linked)))
+    limit = _limit(st_len)
+    return tuple(parts[-limit:]) if len(parts) > limit else tuple(parts)
+
+
+def _chain(exc: BaseException) -> list[tuple[BaseException, str | None]]:
+    """`exc` and the exceptions chained to it, newest first, cycles cut."""
+    chain: list[tuple[BaseException, str | None]] = [(exc, None)]
+    seen = {id(exc)}
+    current = exc
+    while len(chain) <= _MAX_CHAIN:
+        if current.__cause__ is not None:
+            current, marker = current.__cause__, CAUSE_MARKER
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, marker = current.__context__, CONTEXT_MARKER
+        else:
+            break
+        if id(current) in seen:
+            break
+        seen.add(id(current))
+        chain.append((current, marker))
+    return chain
+
+
+def _traceback_frames(tb: TracebackType | None) -> list[RawFrame]:
+    frames: list[RawFrame] = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append(RawFrame(code.co_filename, tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
+    return frames
+
+
+def _limit(st_len: int | None) -> int:
+    if st_len is None or st_len <= 0:
+        return MAX_FRAMES
+    return min(st_len, MAX_FRAMES)
+
+
+def exception_type_name(exc: BaseException) -> str:
+    """``ValueError`` for builtins, ``package.module.Name`` for the rest."""
+    cls = type(exc)
+    module = cls.__module__
+    if module in ("builtins", "__builtin__"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+def frames_from_st_data(st_data: Iterable[Sequence[object]]) -> tuple[RawFrame, ...]:
+    """Frames from the original's ``Stacktrace.data()`` form, outermost first.
+
+    Each item is ``[filename, lineno, src]`` with an optional fourth item, the
+    function name.
+    """
+    frames: list[RawFrame] = []
+    for item in st_data:
+        filename, lineno, src = str(item[0]), int(str(item[1])), item[2]
+        function = str(item[3]) if len(item) > 3 and item[3] is not None else None
+        frames.append(RawFrame(filename, lineno, function, "" if src is None else str(src)))
+    return tuple(frames)
+
+
+def resolve_frames(frames: Iterable[RawFrame]) -> ResolvedTrace:
+    """Fill in source lines (stripped, as `traceback` does) and compute the digest."""
+    resolved = tuple(
+        frame if frame.src is not None else frame._replace(src=linecache.getline(frame.filename, frame.lineno).strip())
+        for frame in frames
+    )
+    return ResolvedTrace(resolved, trace_digest(resolved))
+
+
+def trace_digest(frames: Iterable[RawFrame]) -> bytes:
+    """sha256 of the bencoded ``[[filename, lineno, src], ...]``, outermost first.
+
+    This is pycodewake's formula, so traces written by it and by us dedupe
+    together; the function name is deliberately not part of it.
+    """
+    triples = [[f.filename, f.lineno, f.src or ""] for f in frames]
+    return hashlib.sha256(bencode(triples)).digest()
+
+
+def bencode(value: object) -> bytes:
+    """Bencode ints, strings (as UTF-8), bytes and lists of those."""
+    out: list[bytes] = []
+    _bencode_into(value, out)
+    return b"".join(out)
+
+
+def _bencode_into(value: object, out: list[bytes]) -> None:
+    if isinstance(value, bool):
+        raise TypeError("bencode does not encode booleans")
+    if isinstance(value, int):
+        out.append(b"i%de" % value)
+    elif isinstance(value, str):
+        _bencode_into(value.encode("utf-8", "surrogatepass"), out)
+    elif isinstance(value, bytes):
+        out.append(b"%d:%s" % (len(value), value))
+    elif isinstance(value, (list, tuple)):
+        out.append(b"l")
+        for item in value:
+            _bencode_into(item, out)
+        out.append(b"e")
+    else:
+        raise TypeError(f"bencode cannot encode {type(value).__name__}")

@@ -1,0 +1,214 @@
+"""The store contract: what every store adapter implements, and what it inherits.
+
+An adapter subclasses `Store` and implements the abstract methods; the
+original pycodewake API (``insert_event`` with its keyword arguments,
+``store.Process``, ``store.Event``, ...) comes from here, built on the one
+batch method ``insert_events``. docs/stores.md describes the contract and
+`code_wake.testing.StoreContract` checks it.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+from .errors import StoreError
+from .event import EventData, EventPolicy, PendingEvent, ProcessRef
+from .records import (
+    AppRecord,
+    AppVsnRecord,
+    EnvironmentRecord,
+    EventRecord,
+    ProcessInfo,
+    ProcessRecord,
+    StackframeRecord,
+    StacktraceRecord,
+)
+from .stack_trace import frames_from_st_data
+
+__all__ = ["AbstractStore", "HasProcessInfo", "Store", "process_info_of"]
+
+
+class HasProcessInfo(Protocol):
+    """Anything that can say which process it is (`code_wake.Process` can)."""
+
+    @property
+    def info(self) -> ProcessInfo: ...
+
+
+class Store(ABC):
+    """Base class of every store adapter.
+
+    Subclasses implement the abstract methods. Records they return must be
+    usable after any database session has closed. Writes of a batch happen
+    in one transaction. Errors of the layer below are raised as
+    `code_wake.StoreError`.
+    """
+
+    # The original exposed its record classes on the store; scripts use them.
+    Process = ProcessRecord
+    App = AppRecord
+    AppVsn = AppVsnRecord
+    Environment = EnvironmentRecord
+    Event = EventRecord
+    Stacktrace = StacktraceRecord
+    Stackframe = StackframeRecord
+
+    event_policy: EventPolicy = EventPolicy()
+    """How `insert_event` normalises its input (Process uses its own, configured one)."""
+
+    def __init__(self) -> None:
+        self._registered: dict[ProcessRef, ProcessRecord] = {}
+        self._registered_lock = threading.Lock()
+
+    # -- the batch write: where throughput comes from ------------------------
+
+    @abstractmethod
+    def insert_events(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
+        """Write `events` in one transaction; return their records in the same order."""
+
+    def submit(self, event: PendingEvent, sync: bool = False) -> EventRecord | None:
+        """Hand one pending event to the store; the door every log call goes through.
+
+        A plain store writes at once and returns the record; a queued store
+        (`code_wake.QueueStore`) enqueues it and returns the record only when
+        `sync` asks to wait for it.
+        """
+        return self.insert_events([event])[0]
+
+    # -- the original's API ----------------------------------------------------
+
+    def insert_event(
+        self,
+        process: ProcessRecord | HasProcessInfo | ProcessInfo | int,
+        data: EventData = None,
+        exc: BaseException | None = None,
+        inc_st: bool | None = None,
+        st_len: int | None = None,
+        st_data: Iterable[Sequence[Any]] | None = None,
+        when_ts: float | None = None,
+        sync: bool = False,
+    ) -> EventRecord | None:
+        """Record one event for `process` (a record, a `code_wake.Process` or an id).
+
+        Stack traces: `st_data` (frames outermost first) if given; else with
+        `inc_st` (default: whether there is an exception) from `exc` or from
+        the caller.
+        """
+        frames = None if st_data is None else frames_from_st_data(st_data)
+        pending = self.event_policy.build(
+            process_ref(process),
+            data,
+            exc,
+            inc_st=exc is not None if inc_st is None else inc_st,
+            st_len=st_len,
+            when_ts=when_ts,
+            frames=frames,
+        )
+        return self.submit(pending, sync)
+
+    @abstractmethod
+    def insert_process(self, process: ProcessInfo | HasProcessInfo) -> ProcessRecord:
+        """Register a process (creating its app, version and environment as needed)."""
+
+    @abstractmethod
+    def get_process_by_id(self, id: int) -> ProcessRecord | None:
+        """The process with this id, or None."""
+
+    @abstractmethod
+    def get_processes(
+        self, app_id: int | None = None, from_ts: float | None = None, to_ts: float | None = None
+    ) -> list[ProcessRecord]:
+        """Processes by start time (`from_ts` inclusive, `to_ts` exclusive), oldest first."""
+
+    @abstractmethod
+    def insert_app(self, name: str, vsn: str | None = None) -> AppRecord:
+        """Get or create the app called `name` (and its version `vsn`, when given)."""
+
+    @abstractmethod
+    def insert_app_vsn(self, app_id: int, vsn: str) -> AppVsnRecord:
+        """Get or create version `vsn` of the app `app_id`."""
+
+    @abstractmethod
+    def get_app_by_id(self, id: int) -> AppRecord | None:
+        """The app with this id, or None."""
+
+    @abstractmethod
+    def get_app_by_name(self, name: str) -> AppRecord | None:
+        """The app with this name, or None."""
+
+    @abstractmethod
+    def get_app_vsn_by_id(self, id: int) -> AppVsnRecord | None:
+        """The app version with this id, or None."""
+
+    @abstractmethod
+    def get_environment_by_id(self, id: int) -> EnvironmentRecord | None:
+        """The environment with this id, or None."""
+
+    @abstractmethod
+    def get_environment_by_name(self, name: str) -> EnvironmentRecord | None:
+        """The environment with this name, or None."""
+
+    @abstractmethod
+    def get_event_by_id(self, id: int) -> EventRecord | None:
+        """The event with this id, with its data and stack trace, or None."""
+
+    @abstractmethod
+    def get_events_by_data(
+        self, where: Iterable[tuple[str, str | None]], process_id: int | None = None
+    ) -> list[EventRecord]:
+        """Events carrying every ``(key, value)`` pair of `where`, oldest first."""
+
+    def close(self) -> None:  # noqa: B027 - a store with nothing to release needs no override
+        """Release connections; the store must not be used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- helpers for adapters ---------------------------------------------------
+
+    def resolve_process(self, ref: ProcessRef) -> ProcessRecord:
+        """The stored process for a pending event, registering it on first sight.
+
+        Adapters call this before opening the batch's transaction; the answer
+        is cached, so a busy process costs one lookup in its lifetime.
+        """
+        with self._registered_lock:
+            known = self._registered.get(ref)
+        if known is not None:
+            return known
+        if isinstance(ref, int):
+            found = self.get_process_by_id(ref)
+            if found is None:
+                raise StoreError(f"no process with id {ref} in this store")
+            record = found
+        else:
+            record = self.insert_process(ref)
+        with self._registered_lock:
+            return self._registered.setdefault(ref, record)
+
+
+AbstractStore = Store
+"""The original's name for the store base class."""
+
+
+def process_info_of(process: ProcessInfo | HasProcessInfo) -> ProcessInfo:
+    """The `ProcessInfo` of a `code_wake.Process` (or the info itself)."""
+    return process if isinstance(process, ProcessInfo) else process.info
+
+
+def process_ref(process: ProcessRecord | HasProcessInfo | ProcessInfo | int) -> ProcessRef:
+    """What a pending event records as its process."""
+    if isinstance(process, (int, ProcessInfo)):
+        return process
+    if isinstance(process, ProcessRecord):
+        return process.id
+    return process.info
