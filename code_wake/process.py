@@ -8,6 +8,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import ClassVar
 
 from ._report import report_problem
@@ -18,7 +19,6 @@ from .records import AppRecord, AppVsnRecord, EnvironmentRecord, EventRecord, Pr
 from .store import Store
 
 __all__ = ["Process"]
-
 
 
 class Process:
@@ -44,23 +44,26 @@ class Process:
         st_from_exceptions: bool | None = None,
         store: Store | None = None,
     ) -> Process:
-        given = {
-            "app_name": app_name,
-            "app_vsn": app_vsn,
-            "exe_path": exe_path,
-            "env_name": env_name,
-            "st_for_non_exceptions": st_for_non_exceptions,
-            "st_from_exceptions": st_from_exceptions,
-            "store": store,
-        }
         with cls._instance_lock:
             live = cls._instance
-            if live is None:
-                live = super().__new__(cls)
-                live._configure(**given)
-                cls._instance = live
-            else:
-                live._check_consistent(given)
+            if live is not None:
+                live._check_consistent(
+                    {
+                        "app_name": app_name,
+                        "app_vsn": app_vsn,
+                        "exe_path": exe_path,
+                        "env_name": env_name,
+                        "st_for_non_exceptions": st_for_non_exceptions,
+                        "st_from_exceptions": st_from_exceptions,
+                        "store": store,
+                    }
+                )
+                return live
+            live = super().__new__(cls)
+            live._configure(
+                app_name, app_vsn, exe_path, env_name, st_for_non_exceptions, st_from_exceptions, store
+            )
+            cls._instance = live
             return live
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -118,7 +121,7 @@ class Process:
         # The lock may have been held by another thread of the parent at fork.
         self._register_lock = threading.Lock()
 
-    def _check_consistent(self, given: dict[str, object]) -> None:
+    def _check_consistent(self, given: Mapping[str, object]) -> None:
         live = {
             "app_name": self._app_name,
             "app_vsn": self._app_vsn,

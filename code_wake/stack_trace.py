@@ -92,7 +92,7 @@ def capture_caller(st_len: int | None = None, frame: FrameType | None = None) ->
     innermost `st_len` frames are kept.
     """
     limit = _limit(st_len)
-    current = frame if frame is not None else sys._getframe(1)
+    current: FrameType | None = frame if frame is not None else sys._getframe(1)
     frames: list[RawFrame] = []
     while current is not None and len(frames) < limit:
         code = current.f_code
@@ -179,7 +179,9 @@ def frames_from_st_data(st_data: Iterable[Sequence[object]]) -> tuple[RawFrame, 
 def resolve_frames(frames: Iterable[RawFrame]) -> ResolvedTrace:
     """Fill in source lines (stripped, as `traceback` does) and compute the digest."""
     resolved = tuple(
-        frame if frame.src is not None else frame._replace(src=linecache.getline(frame.filename, frame.lineno).strip())
+        frame
+        if frame.src is not None
+        else frame._replace(src=linecache.getline(frame.filename, frame.lineno).strip())
         for frame in frames
     )
     return ResolvedTrace(resolved, trace_digest(resolved))

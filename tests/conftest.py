@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 import code_wake
+from code_wake import _report
 
 DEFAULT_POSTGRESQL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
@@ -37,6 +39,10 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("CODE_WAKE_GLOBAL_CONFIG", str(home / "no-global-code_wake.conf"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    # Problem reports are rate-limited per process; each test starts with none seen.
+    monkeypatch.setattr(_report, "_counts", Counter())
+    monkeypatch.setattr(_report, "_unreported", Counter())
+    monkeypatch.setattr(_report, "_last_report", {})
     code_wake.Process.reset()
     yield
     code_wake.Process.reset()
@@ -56,7 +62,9 @@ def _scratch_database(env_var: str, default: str, name: str) -> Iterator[str]:
     """Create a database for this test session on the server, yield its URL, drop it."""
     admin_url = sa.make_url(os.environ.get(env_var) or default)
     try:
-        engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+        engine = sa.create_engine(
+            admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+        )
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:
@@ -74,7 +82,6 @@ def _scratch_database(env_var: str, default: str, name: str) -> Iterator[str]:
             suffix = " WITH (FORCE)" if admin_url.get_backend_name() == "postgresql" else ""
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database}{suffix}"))
         engine.dispose()
-
 
 
 def _emptied(url: str) -> str:

@@ -1,0 +1,80 @@
+"""After fork, the child is a process of its own: its own record, its own pid, nothing doubled."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import rows, run_python
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork is POSIX only")
+
+
+def test_bare_fork_registers_child_as_its_own_process(tmp_path: Path, sqlite_url: str) -> None:
+    """A child of os.fork() records under its own pid and process record; the parent's events stay single."""
+    out = run_python(
+        f"""
+        import os
+        import code_wake
+        from code_wake_sql14_store import Sql14Store
+
+        proc = code_wake.Process(store=Sql14Store({sqlite_url!r}), app_name="forker")
+        proc.log({{"who": "parent-before"}}, sync=True)
+        child = os.fork()
+        if child == 0:
+            code_wake.Process().log({{"who": "child"}}, sync=True)
+            os._exit(0)
+        _, status = os.waitpid(child, 0)
+        assert status == 0, status
+        proc.log({{"who": "parent-after"}})
+        print(os.getpid(), child)
+        """,
+        tmp_path,
+    )
+    parent_pid, child_pid = map(int, out.split())
+    stored = rows(
+        sqlite_url,
+        "SELECT d.val, p.pid, p.id FROM events e JOIN events_data d ON d.event_id = e.id "
+        "JOIN processes p ON p.id = e.process_id ORDER BY e.id",
+    )
+    by_who = {who: (pid, proc_id) for who, pid, proc_id in stored}
+    assert len(stored) == 3
+    assert by_who["parent-before"][0] == by_who["parent-after"][0] == parent_pid
+    assert by_who["child"][0] == child_pid
+    assert by_who["child"][1] != by_who["parent-before"][1] == by_who["parent-after"][1]
+    assert rows(sqlite_url, "SELECT count(*) FROM processes") == [(2,)]
+
+
+def test_multiprocessing_fork_pool(tmp_path: Path, sqlite_url: str) -> None:
+    """Each worker of a fork-started pool is recorded as its own process, each event once."""
+    run_python(
+        f"""
+        import multiprocessing
+        import os
+        import code_wake
+        from code_wake_sql14_store import Sql14Store
+
+        def work(n):
+            code_wake.Process().log({{"task": str(n)}}, sync=True)
+            return os.getpid()
+
+        if __name__ == "__main__":
+            proc = code_wake.Process(store=Sql14Store({sqlite_url!r}), app_name="pool")
+            proc.log({{"task": "start"}}, sync=True)
+            with multiprocessing.get_context("fork").Pool(3) as pool:
+                pids = set(pool.map(work, range(12)))
+            print(len(pids))
+        """,
+        tmp_path,
+    )
+    tasks = rows(sqlite_url, "SELECT val FROM events_data WHERE key = 'task'")
+    assert sorted(v for (v,) in tasks) == sorted(["start", *map(str, range(12))])
+    per_process = rows(
+        sqlite_url,
+        "SELECT p.pid, count(*) FROM events e JOIN processes p ON p.id = e.process_id GROUP BY p.id, p.pid",
+    )
+    pids = [pid for pid, _ in per_process]
+    assert len(pids) == len(set(pids)), "a pid was registered twice"
+    assert sum(n for _, n in per_process) == 13
