@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from .records import ProcessInfo
 from .stack_trace import RawFrame, bencode, capture_caller, capture_exception, exception_type_name
@@ -75,12 +75,13 @@ TRUNCATED_MARKER = "...[truncated {} chars]"
 _SEPARATORS = re.compile(r"[^0-9a-z]+")
 
 
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
+class PendingEvent(NamedTuple):
     """One event on its way to a store: immutable, cheap, free of live objects.
 
     ``frames`` are outermost first and carry no source lines yet; ``None``
-    means the event has no stack trace.
+    means the event has no stack trace. A named tuple rather than a frozen
+    dataclass: it is built on the caller's thread for every event, and a
+    tuple is built several times faster.
     """
 
     process: ProcessRef
