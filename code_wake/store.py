@@ -9,7 +9,9 @@ batch method ``insert_events``. docs/stores.md describes the contract and
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from types import TracebackType
@@ -62,6 +64,16 @@ class Store(ABC):
 
     def __init__(self) -> None:
         self._registered: dict[ProcessRef, ProcessRecord] = {}
+        self._registered_lock = threading.Lock()
+        _live_stores.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        """Called in a forked child, for every live store.
+
+        Threads do not survive fork, but a lock another thread held does, held
+        forever: replace it. Adapters that pool connections extend this (and
+        call super) to forget the parent's connections.
+        """
         self._registered_lock = threading.Lock()
 
     # -- the batch write: where throughput comes from ------------------------
@@ -195,6 +207,17 @@ class Store(ABC):
         with self._registered_lock:
             return self._registered.setdefault(ref, record)
 
+
+_live_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _reset_stores_after_fork() -> None:
+    for store in list(_live_stores):
+        store._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_reset_stores_after_fork)
 
 AbstractStore = Store
 """The original's name for the store base class."""

@@ -50,9 +50,7 @@ def main() -> None:
         proc.log({"demo_run": run, "event": "fault", "doing": "checkout"}, exc)
 
     events = proc.store.get_events_by_data([("demo_run", run)])
-    print(
-        f"\nStored {len(events)} events for process {proc.id} ({proc.app.name}, pid {proc.pid}):"
-    )
+    print(f"\nStored {len(events)} events for process {proc.id} ({proc.app.name}, pid {proc.pid}):")
     for event in events:
         data = ", ".join(f"{item.key}={item.val}" for item in event.data)
         print(f"  event {event.id}: {data}")

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
+from code_wake.errors import StoreError
 from code_wake.event import PendingEvent, data_digest
 from code_wake.records import (
     AppRecord,
@@ -50,13 +51,17 @@ class MemoryStore(Store):
         """Store the batch; all or nothing, like a transaction."""
         processes = [self.resolve_process(event.process) for event in events]
         with self._lock:
-            records = [self._event_record(e, p) for e, p in zip(events, processes, strict=True)]
+            first_id = len(self._events) + 1
+            records = [
+                self._event_record(first_id + i, e, p)
+                for i, (e, p) in enumerate(zip(events, processes, strict=True))
+            ]
             self._events.extend(records)
         return records
 
-    def _event_record(self, event: PendingEvent, process: ProcessRecord) -> EventRecord:
+    def _event_record(self, event_id: int, event: PendingEvent, process: ProcessRecord) -> EventRecord:
         return EventRecord(
-            id=len(self._events) + 1,
+            id=event_id,
             when_ts=event.when_ts,
             process=process,
             data=tuple(DataItem(k, v) for k, v in event.data),
@@ -117,7 +122,7 @@ class MemoryStore(Store):
                     return known
             app = self.get_app_by_id(app_id)
             if app is None:
-                raise ValueError(f"no app with id {app_id}")
+                raise StoreError(f"no app with id {app_id} in this store")
             record = AppVsnRecord(len(self._vsns) + 1, vsn, app)
             self._vsns.append(record)
             return record
@@ -181,12 +186,13 @@ class MemoryStore(Store):
         """Events carrying every ``(key, value)`` term, oldest first."""
         terms = [(str(k), v) for k, v in where]
         with self._lock:
-            return [
+            found = [
                 e
                 for e in self._events
                 if (process_id is None or e.process.id == process_id)
                 and all(DataItem(k, v) in e.data for k, v in terms)
             ]
+        return sorted(found, key=lambda e: (e.when_ts, e.id))
 
     def close(self) -> None:
         """Nothing to release; remembered so tests can check who closed what."""

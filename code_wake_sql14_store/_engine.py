@@ -1,0 +1,170 @@
+"""Turning a URL into an engine fit for code_wake, and SQLAlchemy errors into ours."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sqlite3
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
+
+from code_wake.errors import StoreError, StoreUnavailableError
+
+from .schema import MYSQL_DIALECTS
+
+__all__ = ["build_engine", "describe_error", "is_memory_sqlite", "parse_url", "translate_error"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for another process's write lock before failing."""
+
+CONNECT_TIMEOUT_SECONDS = 10
+"""Default connect timeout for server databases: a logging library must not hang on a dead host."""
+
+_DEFAULT_DRIVERS = {
+    "postgresql": ("psycopg2", "postgresql+psycopg"),
+    "mysql": ("MySQLdb", "mysql+pymysql"),
+    "mariadb": ("MySQLdb", "mariadb+pymysql"),
+}
+_DRIVER_EXTRAS = {
+    "postgresql": "code-wake[postgresql]",
+    "mysql": "code-wake[mysql]",
+    "mariadb": "code-wake[mysql]",
+}
+# user:password@ where user follows the start, a space or a slash; the password runs to the last @.
+_CREDENTIALS = re.compile(r"(?<![^\s/])([^\s:/@]*):\S*@")
+
+
+def parse_url(dsn: str) -> sa.URL:
+    """The URL of `dsn`, with MySQL defaulting to utf8mb4; `StoreError` if it is none."""
+    try:
+        url = sa.make_url(dsn)
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        url = None
+    if url is None:
+        # Raised outside the except block: SQLAlchemy's message quotes the whole
+        # string, password included, and must not ride along as __context__.
+        raise StoreError(f"Not a database URL: {_mask_text(str(dsn))!r}.")
+    url = _with_installed_driver(url)
+    if url.get_backend_name() in MYSQL_DIALECTS and "charset" not in url.query:
+        # Without it PyMySQL talks utf8 (3 bytes), and emoji become errors.
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    return url
+
+
+def _with_installed_driver(url: sa.URL) -> sa.URL:
+    """``postgresql://`` and ``mysql://`` with the driver code_wake's extras install.
+
+    SQLAlchemy's defaults for driverless URLs are psycopg2 and MySQLdb; the
+    extras install psycopg 3 and PyMySQL. The default is kept where installed.
+    """
+    default, ours = _DEFAULT_DRIVERS.get(url.drivername, (None, None))
+    if default is None or ours is None or _installed(default) or not _installed(ours.split("+")[1]):
+        return url
+    return url.set(drivername=ours)
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _mask_text(text: str) -> str:
+    return _CREDENTIALS.sub(r"\1:***@", text)
+
+
+def masked(url: sa.URL) -> str:
+    """The URL as shown in messages: never with its password."""
+    return url.render_as_string(hide_password=True)
+
+
+def is_memory_sqlite(url: sa.URL) -> bool:
+    """True for SQLite databases that live in the connection (``sqlite://``, ``:memory:``)."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return database in ("", ":memory:") or "mode=memory" in database or url.query.get("mode") == "memory"
+
+
+def build_engine(url: sa.URL, engine_kwargs: dict[str, Any]) -> sa.Engine:
+    """An engine with code_wake's defaults (the caller's `engine_kwargs` win); connects nothing."""
+    options: dict[str, Any] = dict(engine_kwargs)
+    connect_args: dict[str, Any] = dict(options.pop("connect_args", None) or {})
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if is_memory_sqlite(url):
+            # One shared connection: SQLAlchemy's default for memory databases is one
+            # per thread (SingletonThreadPool), i.e. a different, empty database each.
+            options.setdefault("poolclass", StaticPool)
+            connect_args.setdefault("check_same_thread", False)
+    else:
+        options.setdefault("pool_pre_ping", True)
+        if "connect_timeout" not in url.query:
+            connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+    try:
+        engine = sa.create_engine(url, connect_args=connect_args, **options)
+    except ImportError as exc:
+        extra = _DRIVER_EXTRAS.get(backend, "its database driver")
+        raise StoreError(f"No driver for {masked(url)}: install {extra} ({exc}).") from exc
+    except (sa.exc.SQLAlchemyError, TypeError) as exc:
+        raise StoreError(f"Cannot use {masked(url)}: {exc}") from exc
+    if backend == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_on_connect)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    """Settings SQLite keeps per connection, so they are set on every new one."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        _use_wal(cursor)
+        # Safe with WAL (a power cut may lose the last commits, never corrupt) and no fsync per commit.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the database to WAL (lets readers and one writer work at once; it persists).
+
+    Only the first connection to a new file switches. When several processes do
+    that at once, SQLite answers "database is locked" at once instead of calling
+    the busy handler (two lock upgrades would deadlock), so the switch is retried.
+    """
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() in ("wal", "memory"):
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+def describe_error(exc: BaseException, password: str | None) -> str:
+    """One line about a driver error, without the SQL, its parameters or the password."""
+    orig = getattr(exc, "orig", None)
+    cause = orig if isinstance(orig, BaseException) else exc
+    lines = str(cause).strip().splitlines()
+    text = f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text.replace(password, "***") if password else text
+
+
+def translate_error(exc: sa.exc.SQLAlchemyError, operation: str, url: sa.URL) -> StoreError:
+    """The code_wake error for a SQLAlchemy error raised while doing `operation`."""
+    unreachable = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    cls = StoreUnavailableError if unreachable else StoreError
+    return cls(f"Could not {operation} in {masked(url)}: {describe_error(exc, url.password)}")
+
+
+def unavailable(exc: sa.exc.SQLAlchemyError, url: sa.URL) -> StoreUnavailableError:
+    """The error for a database that cannot be connected to."""
+    return StoreUnavailableError(f"Cannot connect to {masked(url)}: {describe_error(exc, url.password)}")

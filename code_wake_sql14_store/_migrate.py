@@ -1,0 +1,171 @@
+"""Creating the schema, and bringing a pycodewake 0.2 database up to it.
+
+`ensure_schema` runs once per store, on first use. The usual case (the
+database is at our version) costs two small queries. Otherwise it takes a
+database-wide lock, so that many processes starting at once against a fresh
+or old database do the work once, and then creates what is missing: tables,
+columns, indexes, and finally the version row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from code_wake.errors import StoreError
+
+from .schema import (
+    ADDED_COLUMNS,
+    MYSQL_DIALECTS,
+    SCHEMA_VERSION,
+    app_vsns,
+    metadata,
+    processes,
+    schema_version,
+)
+
+__all__ = ["ensure_schema"]
+
+_PG_LOCK_KEY = 0x636F64655F77616B  # "code_wak": an arbitrary, fixed advisory lock key
+_LOCK_WAIT_SECONDS = 120
+_VSN_INDEX = "uq_app_vsns_app_id_vsn"
+
+
+def ensure_schema(connect: Callable[[], sa.Connection], where: str) -> None:
+    """Make the database hold our schema; `where` is the masked URL for messages."""
+    with connect() as conn:
+        if _check_version(conn, where) == SCHEMA_VERSION:
+            return
+    with connect() as conn, _schema_lock(conn):
+        if _check_version(conn, where) != SCHEMA_VERSION:
+            _create_or_upgrade(conn)
+        conn.commit()
+
+
+def _check_version(conn: sa.Connection, where: str) -> int | None:
+    """The recorded schema version (None: none recorded); refuses a newer one."""
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return None
+    version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreError(
+            f"The database at {where} has code_wake schema version {version}, newer than this "
+            f"code_wake understands ({SCHEMA_VERSION}); upgrade code_wake to use it."
+        )
+    return None if version is None else int(version)
+
+
+@contextmanager
+def _schema_lock(conn: sa.Connection) -> Iterator[None]:
+    """Hold a lock that one schema writer at a time can have, for the transaction."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        # pysqlite (legacy transaction mode) opens no transaction for DDL on its
+        # own; BEGIN IMMEDIATE takes SQLite's write lock now (waiting out the busy
+        # timeout), and SQLite's DDL is transactional, so the commit publishes all.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    elif name == "postgresql":
+        # PostgreSQL's DDL is transactional too; the lock ends with the transaction.
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+        yield
+    elif name in MYSQL_DIALECTS:
+        # MySQL commits each DDL statement implicitly: a session lock, released by hand.
+        lock_name = sa.func.concat("code_wake_schema:", sa.func.database())
+        if conn.execute(sa.select(sa.func.get_lock(lock_name, _LOCK_WAIT_SECONDS))).scalar() != 1:
+            raise StoreError("Timed out waiting for another process to create the code_wake schema.")
+        try:
+            yield
+        finally:
+            conn.execute(sa.select(sa.func.release_lock(lock_name)))
+    else:
+        yield
+
+
+def _create_or_upgrade(conn: sa.Connection) -> None:
+    """Create the schema in a new database, or complete an existing one; record the version."""
+    if not set(sa.inspect(conn).get_table_names()) & set(metadata.tables):
+        # A new database: everything at once, without a catalog query per object.
+        metadata.create_all(conn, checkfirst=False)
+    else:
+        _upgrade(conn)
+    conn.execute(sa.delete(schema_version))
+    conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
+
+
+def _upgrade(conn: sa.Connection) -> None:
+    """Add what an existing database lacks; on a pycodewake database, also repair its versions.
+
+    Every step checks first, so a run interrupted on MySQL (whose DDL cannot
+    be rolled back) is finished by the next one.
+    """
+    metadata.create_all(conn, checkfirst=True)
+    inspector = sa.inspect(conn)
+    for column in ADDED_COLUMNS:
+        if column.name not in {c["name"] for c in inspector.get_columns(column.table.name)}:
+            _add_column(conn, column)
+    existing = _index_names(conn)
+    if _VSN_INDEX not in existing:
+        # Only a pycodewake database lacks it: one row per (app, version) first.
+        _merge_duplicate_versions(conn)
+    for table in metadata.sorted_tables:
+        for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+            if index.name not in existing:
+                # Index.create runs the DDL only where the index's ddl_if allows it.
+                index.create(conn)
+    if _VSN_INDEX not in existing:
+        _repair_cross_app_versions(conn)
+
+
+def _add_column(conn: sa.Connection, column: sa.Column[Any]) -> None:
+    preparer = conn.dialect.identifier_preparer
+    spec = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(column.table)} ADD COLUMN {spec}")
+
+
+def _index_names(conn: sa.Connection) -> set[str]:
+    """Names of the indexes that exist on our tables."""
+    if conn.dialect.name == "sqlite":
+        # SQLAlchemy cannot reflect SQLite expression indexes (it warns and skips them).
+        query = sa.text("SELECT name FROM sqlite_master WHERE type = 'index' AND name IS NOT NULL")
+        return {str(name) for name in conn.execute(query).scalars()}
+    inspector = sa.inspect(conn)
+    names: set[str] = set()
+    for table in metadata.sorted_tables:
+        names.update(str(ix["name"]) for ix in inspector.get_indexes(table.name))
+    return names
+
+
+def _merge_duplicate_versions(conn: sa.Connection) -> None:
+    """Point processes at one row per (app, version) and delete the others."""
+    keep = sa.func.min(app_vsns.c.id).label("keep")
+    groups = conn.execute(
+        sa.select(app_vsns.c.app_id, app_vsns.c.vsn, keep)
+        .group_by(app_vsns.c.app_id, app_vsns.c.vsn)
+        .having(sa.func.count() > 1)
+    ).all()
+    for app_id, vsn, keep_id in groups:
+        same = (app_vsns.c.app_id == app_id) & (app_vsns.c.vsn == vsn) & (app_vsns.c.id != keep_id)
+        duplicates = list(conn.execute(sa.select(app_vsns.c.id).where(same)).scalars())
+        conn.execute(
+            sa.update(processes).where(processes.c.app_vsn_id.in_(duplicates)).values(app_vsn_id=keep_id)
+        )
+        conn.execute(sa.delete(app_vsns).where(app_vsns.c.id.in_(duplicates)))
+
+
+def _repair_cross_app_versions(conn: sa.Connection) -> None:
+    """pycodewake matched versions by string alone: give each process its own app's version."""
+    wrong = conn.execute(
+        sa.select(processes.c.id, processes.c.app_id, app_vsns.c.vsn)
+        .join(app_vsns, processes.c.app_vsn_id == app_vsns.c.id)
+        .where(app_vsns.c.app_id != processes.c.app_id)
+    ).all()
+    for process_id, app_id, vsn in wrong:
+        match = (app_vsns.c.app_id == app_id) & (app_vsns.c.vsn == vsn)
+        if conn.execute(sa.select(app_vsns.c.id).where(match)).first() is None:
+            conn.execute(sa.insert(app_vsns).values(app_id=app_id, vsn=vsn))
+        vsn_id = conn.execute(sa.select(app_vsns.c.id).where(match)).scalar_one()
+        conn.execute(sa.update(processes).where(processes.c.id == process_id).values(app_vsn_id=vsn_id))

@@ -1,0 +1,242 @@
+"""The tables of a code_wake database: pycodewake 0.2's layout, plus what we add.
+
+The eight tables and their columns are the original's, so a database it wrote
+opens here (see `code_wake_sql14_store._migrate`). Added: the function name of
+a stack frame, the exception type and message of an event, versions unique per
+app, the secondary indexes the original declared but never created, and the
+``code_wake_schema`` table recording the schema version.
+
+Types are chosen to mean the same on SQLite, PostgreSQL and MySQL/MariaDB:
+timestamps are double precision (MySQL's FLOAT is single precision, which
+rounds epoch seconds to minutes), every indexed string has a length (MySQL
+cannot index unbounded text), and long text is MEDIUMTEXT on MySQL (its TEXT
+stops at 64 KB).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+__all__ = [
+    "LONG_TEXT_LIMIT",
+    "MYSQL_DIALECTS",
+    "NAME_LENGTH",
+    "SCHEMA_VERSION",
+    "TEXT_LIMIT",
+    "VAL_PREFIX_LENGTH",
+    "app_vsns",
+    "apps",
+    "environments",
+    "events",
+    "events_data",
+    "metadata",
+    "processes",
+    "schema_version",
+    "stackframes",
+    "stacktraces",
+]
+
+SCHEMA_VERSION = 1
+"""The schema this code writes; 0 is pycodewake 0.2's (no version table)."""
+
+NAME_LENGTH = 255
+"""Characters of an indexed string (names, versions, data keys, exception types); longer ones are cut."""
+
+TEXT_LIMIT = 16_000
+"""Characters kept of an unindexed text (file names, source lines, paths): MySQL TEXT holds 64 KB."""
+
+LONG_TEXT_LIMIT = 4_000_000
+"""Characters kept of a data value or exception message: MySQL MEDIUMTEXT holds 16 MB."""
+
+VAL_PREFIX_LENGTH = 200
+"""Characters of a data value in the (key, value) index on SQLite and PostgreSQL.
+
+PostgreSQL refuses btree entries over about 2.7 KB, so the index holds a prefix
+and queries compare both the prefix (to use the index) and the whole value.
+"""
+
+MYSQL_PREFIX_LENGTH = 191
+"""Characters of key and value in MySQL's prefix index (191 x 4 bytes fits the old 767-byte limit)."""
+
+MYSQL_DIALECTS = ("mysql", "mariadb")
+"""Dialect names of MySQL and MariaDB (``mariadb://`` URLs get their own name)."""
+
+# Both prefixes: a "mariadb://" URL reads only mariadb_* options, a "mysql://" one mysql_*.
+_MYSQL_TABLE: dict[str, Any] = {
+    f"{prefix}_{option}": value
+    for prefix in MYSQL_DIALECTS
+    for option, value in (("engine", "InnoDB"), ("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))
+}
+# utf8mb4_bin: the default collation compares case-insensitively, which would
+# merge app "Shop" with "shop" and make data queries ignore case.
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""Ids of the big tables; on SQLite only INTEGER PRIMARY KEY is the autoincrementing rowid."""
+
+Timestamp: sa.Double[float] = sa.Double()
+"""Epoch seconds; sa.Double is DOUBLE PRECISION everywhere (never MySQL's 4-byte FLOAT)."""
+
+Digest = sa.LargeBinary(32).with_variant(mysql.BINARY(32), *MYSQL_DIALECTS)
+"""A sha256; MySQL's BLOB cannot carry a unique index without a prefix, BINARY(32) can."""
+
+LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), *MYSQL_DIALECTS)
+"""Data values and exception messages (the default limit is 8 KB, configurable higher)."""
+
+Name = sa.String(NAME_LENGTH)
+"""A bounded, indexable string."""
+
+metadata = sa.MetaData()
+"""All tables of a code_wake database."""
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", Name, nullable=False, unique=True),
+    **_MYSQL_TABLE,
+)
+
+apps = sa.Table(
+    "apps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", Name, nullable=False, unique=True),
+    **_MYSQL_TABLE,
+)
+
+app_vsns = sa.Table(
+    "app_vsns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("vsn", Name, nullable=False),
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("apps.id"), nullable=False),
+    # An index, not a table constraint: SQLite cannot ALTER TABLE ADD CONSTRAINT,
+    # and a pycodewake database gets it added when opened.
+    sa.Index("uq_app_vsns_app_id_vsn", "app_id", "vsn", unique=True),
+    **_MYSQL_TABLE,
+)
+
+stacktraces = sa.Table(
+    "stacktraces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest", Digest, nullable=False, unique=True),
+    **_MYSQL_TABLE,
+)
+
+stackframes = sa.Table(
+    "stackframes",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("stacktrace_id", sa.Integer, sa.ForeignKey("stacktraces.id"), nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("lineno", sa.Integer, nullable=False),
+    sa.Column("src", sa.Text),
+    sa.Column("function", sa.Text),
+    sa.Index("ix_stackframes_stacktrace_id", "stacktrace_id"),
+    **_MYSQL_TABLE,
+)
+
+processes = sa.Table(
+    "processes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_ts", Timestamp, nullable=False),
+    sa.Column("environment_id", sa.Integer, sa.ForeignKey("environments.id")),
+    sa.Column("pid", sa.Integer),
+    sa.Column("username", Name),
+    sa.Column("fqdn", Name),
+    sa.Column("exe_path", sa.Text),
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("apps.id"), nullable=False),
+    sa.Column("app_vsn_id", sa.Integer, sa.ForeignKey("app_vsns.id")),
+    sa.Index("ix_processes_app_id_run_ts", "app_id", "run_ts"),
+    sa.Index("ix_processes_run_ts", "run_ts"),
+    **_MYSQL_TABLE,
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("when_ts", Timestamp, nullable=False),
+    sa.Column("process_id", sa.Integer, sa.ForeignKey("processes.id"), nullable=False),
+    sa.Column("digest", Digest),
+    sa.Column("stacktrace_id", sa.Integer, sa.ForeignKey("stacktraces.id")),
+    sa.Column("exc_type", Name),
+    sa.Column("exc_message", LongText),
+    sa.Index("ix_events_process_id_when_ts", "process_id", "when_ts"),
+    sa.Index("ix_events_when_ts", "when_ts"),
+    sa.Index("ix_events_stacktrace_id", "stacktrace_id"),
+    sa.Index("ix_events_exc_type_when_ts", "exc_type", "when_ts"),
+    **_MYSQL_TABLE,
+)
+
+events_data = sa.Table(
+    "events_data",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("key", Name, nullable=False),
+    sa.Column("val", LongText),
+    sa.Column("event_id", Id, sa.ForeignKey("events.id"), nullable=False),
+    sa.Index("ix_events_data_event_id", "event_id"),
+    **_MYSQL_TABLE,
+)
+
+schema_version = sa.Table(
+    "code_wake_schema",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+    **_MYSQL_TABLE,
+)
+"""One row: the `SCHEMA_VERSION` the database was last created or upgraded to."""
+
+
+def val_prefix(val: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """The indexed prefix of a data value, rendered exactly as in the index.
+
+    SQLite and PostgreSQL only use an expression index when the query repeats
+    the expression itself; the lengths are literal columns because bound
+    parameters (``substr(val, ?, ?)``) would not match the index.
+    """
+    return sa.func.substr(val, sa.literal_column("1"), sa.literal_column(str(VAL_PREFIX_LENGTH)))
+
+
+def _is_mysql(
+    ddl: object, target: object, bind: object, tables: object = None, state: object = None, **kw: Any
+) -> bool:
+    """ddl_if test: is the DDL for MySQL/MariaDB?"""
+    return bool(kw["dialect"].name in MYSQL_DIALECTS)
+
+
+def _is_not_mysql(
+    ddl: object, target: object, bind: object, tables: object = None, state: object = None, **kw: Any
+) -> bool:
+    """ddl_if test: is the DDL for anything but MySQL/MariaDB?"""
+    return not _is_mysql(ddl, target, bind, **kw)
+
+
+# One index name, two definitions; each dialect creates the one that fits it.
+# MySQL/MariaDB cannot index TEXT without a prefix length (and MariaDB has no
+# expression indexes): a prefix index, which MySQL uses for ``val = ?`` itself.
+sa.Index(
+    "ix_events_data_key_val",
+    events_data.c.key,
+    val_prefix(events_data.c.val),
+).ddl_if(callable_=_is_not_mysql)
+sa.Index(
+    "ix_events_data_key_val",
+    events_data.c.key,
+    events_data.c.val,
+    mysql_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
+    mariadb_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
+).ddl_if(callable_=_is_mysql)
+
+ADDED_COLUMNS: tuple[sa.Column[Any], ...] = (
+    stackframes.c.function,
+    events.c.exc_type,
+    events.c.exc_message,
+)
+"""Columns pycodewake 0.2's tables lack; opening its database adds them."""
