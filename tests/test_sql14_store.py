@@ -23,7 +23,7 @@ from code_wake.testing.contract import process_info, stored, trace_of
 from code_wake_sql14_store import Sql14Store
 from code_wake_sql14_store.schema import SCHEMA_VERSION
 
-COMPAT_DATABASE = Path("/work/shared/compat/pycodewake-0.2.2.sqlite")
+COMPAT_DATABASE = Path(__file__).parent / "data" / "pycodewake-0.2.2.sqlite"
 PASSWORD = "s3cr3t-Pw"
 
 # -- the contract, on four databases ---------------------------------------------------------
@@ -416,8 +416,6 @@ def test_batch_ids_are_in_order(db_url: str, opened: list[Sql14Store]) -> None:
 @pytest.fixture
 def compat_copy(tmp_path: Path) -> Iterator[Path]:
     """A copy of the database pycodewake 0.2.2 wrote (the original is never opened)."""
-    if not COMPAT_DATABASE.exists():
-        pytest.skip(f"no pycodewake database at {COMPAT_DATABASE}")
     before = hashlib.sha256(COMPAT_DATABASE.read_bytes()).digest()
     copy = tmp_path / "pycodewake.sqlite"
     shutil.copyfile(COMPAT_DATABASE, copy)

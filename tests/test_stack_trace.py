@@ -24,7 +24,7 @@ from code_wake.stack_trace import (
     trace_digest,
 )
 
-COMPAT_DB = Path(__file__).resolve().parents[2] / "shared" / "compat" / "pycodewake-0.2.2.sqlite"
+COMPAT_DB = Path(__file__).parent / "data" / "pycodewake-0.2.2.sqlite"
 
 
 def fail_deep(n: int) -> None:
@@ -200,7 +200,6 @@ class TestResolveAndDigest:
         b = [RawFrame("f.py", 1, "two", "x = 1")]
         assert trace_digest(a) == trace_digest(b)
 
-    @pytest.mark.skipif(not COMPAT_DB.exists(), reason=f"compat database not found at {COMPAT_DB}")
     def test_digest_matches_pycodewake_database(self) -> None:
         """Every stack trace digest in a database pycodewake 0.2.2 wrote is reproduced exactly."""
         with sqlite3.connect(f"file:{COMPAT_DB}?mode=ro", uri=True) as db:
