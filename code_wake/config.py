@@ -566,8 +566,13 @@ class Config:
         """The SQLAlchemy URL of the embedded default store (nothing is created)."""
         return _sqlite_url(self.default_store_path())
 
-    def build_store(self) -> Store:
-        """The configured store, or the embedded default; `ConfigError` says why not."""
+    def build_store(self, queued: bool | None = None) -> Store:
+        """The configured store, or the embedded default; `ConfigError` says why not.
+
+        `queued` asks for the store behind a background queue (the default for
+        stores code_wake builds, see docs/queue.md) or without one (the CLI
+        reads, it does not write); None follows the configuration.
+        """
         if self.store_adapter is None:
             if self.store_args:
                 raise ConfigError(
