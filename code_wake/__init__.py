@@ -8,6 +8,7 @@ from .config import Config
 from .errors import CodeWakeError, ConfigError, StoreError, StoreUnavailableError
 from .event import EventPolicy, PendingEvent
 from .process import Process
+from .queue_store import QueueSettings, QueueStats, QueueStore
 from .records import (
     AppRecord,
     AppVsnRecord,
@@ -36,6 +37,9 @@ __all__ = [
     "Process",
     "ProcessInfo",
     "ProcessRecord",
+    "QueueSettings",
+    "QueueStats",
+    "QueueStore",
     "StackframeRecord",
     "StacktraceRecord",
     "Store",

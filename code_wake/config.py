@@ -27,6 +27,7 @@ import yaml
 
 from .errors import ConfigError
 from .event import DEFAULT_MAX_VALUE_LENGTH, DEFAULT_SECRET_KEYS, EventPolicy, _fold
+from .queue_store import QueueSettings, QueueStore
 from .store import Store
 
 __all__ = [
@@ -55,6 +56,7 @@ DEFAULT_GLOBAL_CONFIG = Path("/etc/code_wake.conf")
 LOCAL_CONFIG = Path("etc", "code_wake.conf")
 """The local configuration file, relative to the current directory."""
 
+_QUEUE_DEFAULTS = QueueSettings()
 _DEFAULT_STORE_ADAPTER = "code_wake_sql14_store,Sql14Store"
 _BOOL_WORDS = {
     "true": True,
@@ -122,6 +124,19 @@ def _positive_int_text(text: str) -> int:
         return _positive_int_value(int(text.strip()))
     except ValueError:
         raise _Invalid("a positive integer") from None
+
+
+def _positive_number_value(value: object) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise _Invalid("a positive number of seconds")
+    return float(value)
+
+
+def _positive_number_text(text: str) -> float:
+    try:
+        return _positive_number_value(float(text.strip()))
+    except ValueError:
+        raise _Invalid("a positive number of seconds") from None
 
 
 def _split_adapter(text: str) -> tuple[str, str]:
@@ -215,6 +230,42 @@ _SETTINGS: tuple[_Setting, ...] = (
     ),
     _Setting(
         "events.secret_keys", "secret_keys", _secret_keys_value, "CODE_WAKE_SECRET_KEYS", _secret_keys_text
+    ),
+    _Setting("queue.enabled", "queue_enabled", _bool_value, "CODE_WAKE_QUEUE", _bool_text),
+    _Setting(
+        "queue.max_events",
+        "queue_max_events",
+        _positive_int_value,
+        "CODE_WAKE_QUEUE_MAX_EVENTS",
+        _positive_int_text,
+    ),
+    _Setting(
+        "queue.batch_size",
+        "queue_batch_size",
+        _positive_int_value,
+        "CODE_WAKE_QUEUE_BATCH_SIZE",
+        _positive_int_text,
+    ),
+    _Setting(
+        "queue.retry_for",
+        "queue_retry_for",
+        _positive_number_value,
+        "CODE_WAKE_QUEUE_RETRY_FOR",
+        _positive_number_text,
+    ),
+    _Setting(
+        "queue.exit_timeout",
+        "queue_exit_timeout",
+        _positive_number_value,
+        "CODE_WAKE_QUEUE_EXIT_TIMEOUT",
+        _positive_number_text,
+    ),
+    _Setting(
+        "queue.sync_timeout",
+        "queue_sync_timeout",
+        _positive_number_value,
+        "CODE_WAKE_QUEUE_SYNC_TIMEOUT",
+        _positive_number_text,
     ),
 )
 
@@ -517,6 +568,12 @@ class Config:
     st_for_non_exceptions: bool = False
     max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
     secret_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
+    queue_enabled: bool = True
+    queue_max_events: int = _QUEUE_DEFAULTS.max_events
+    queue_batch_size: int = _QUEUE_DEFAULTS.batch_size
+    queue_retry_for: float = _QUEUE_DEFAULTS.retry_for
+    queue_exit_timeout: float = _QUEUE_DEFAULTS.exit_timeout
+    queue_sync_timeout: float = _QUEUE_DEFAULTS.sync_timeout
     origins: Mapping[str, str] = field(default_factory=dict)
     data_dir: Path | None = None
 
@@ -549,6 +606,16 @@ class Config:
         """The data limits and secret filtering this configuration asks for."""
         return EventPolicy(max_value_length=self.max_value_length, secret_keys=self.secret_keys)
 
+    def queue_settings(self) -> QueueSettings:
+        """The queue's knobs as this configuration sets them."""
+        return QueueSettings(
+            max_events=self.queue_max_events,
+            batch_size=self.queue_batch_size,
+            retry_for=self.queue_retry_for,
+            exit_timeout=self.queue_exit_timeout,
+            sync_timeout=self.queue_sync_timeout,
+        )
+
     def origin(self, key: str) -> str:
         """Where the value of dotted `key` came from, for messages."""
         source = self.origins.get(key)
@@ -573,6 +640,7 @@ class Config:
         stores code_wake builds, see docs/queue.md) or without one (the CLI
         reads, it does not write); None follows the configuration.
         """
+        queue = self.queue_enabled if queued is None else queued
         if self.store_adapter is None:
             if self.store_args:
                 raise ConfigError(
@@ -580,10 +648,10 @@ class Config:
                     "is: set store.adapter or CODE_WAKE_STORE_ADAPTER "
                     f'(e.g. "{_DEFAULT_STORE_ADAPTER}")'
                 )
-            return self._build_default_store()
+            return self._build_default_store(queue)
         where = f"store adapter {self.store_adapter!r} (from {self.origin('store.adapter')})"
         store_class = self._adapter_class(self.store_adapter, where)
-        return self._construct(store_class, self.store_args, where)
+        return self._construct(_queued(store_class) if queue else store_class, self.store_args, where)
 
     def _adapter_class(self, adapter: str, where: str) -> type[Store]:
         """Import the adapter's module and return its class, checked to be a `Store`."""
@@ -608,6 +676,8 @@ class Config:
     def _construct(self, store_class: type[Store], args: tuple[str, ...], what: str) -> Store:
         """Call the adapter's constructor; its failure becomes a `ConfigError` without passwords."""
         try:
+            if issubclass(store_class, QueueStore):
+                return store_class(*args, queue_settings=self.queue_settings())
             return store_class(*args)
         except Exception as exc:  # an adapter may raise anything; we add where and why
             detail = _scrub(f"{type(exc).__name__}: {exc}", args)
@@ -619,7 +689,7 @@ class Config:
         origin = f" (from {self.origin('store.config')})" if "store.config" in self.origins else ""
         return f"with arguments ({shown}){origin}"
 
-    def _build_default_store(self) -> Store:
+    def _build_default_store(self, queued: bool) -> Store:
         """The embedded default: a SQLite file in the user's data directory."""
         path = self.default_store_path()
         try:
@@ -635,9 +705,24 @@ class Config:
             raise ConfigError(
                 f"the embedded default store needs code_wake_sql14_store, which cannot be imported: {exc}"
             ) from exc
-        store = self._construct(Sql14Store, (_sqlite_url(path),), f"the embedded default store at {path}")
+        store_class = _queued(Sql14Store) if queued else Sql14Store
+        store = self._construct(store_class, (_sqlite_url(path),), f"the embedded default store at {path}")
         _announce_default_store(path)
         return store
+
+
+_queued_classes: dict[type[Store], type[Store]] = {}
+
+
+def _queued(store_class: type[Store]) -> type[Store]:
+    """`store_class` behind the background queue: ``class Queued(QueueStore, store_class)``."""
+    if issubclass(store_class, QueueStore):
+        return store_class
+    known = _queued_classes.get(store_class)
+    if known is None:
+        known = type(f"Queued{store_class.__name__}", (QueueStore, store_class), {"__module__": __name__})
+        _queued_classes[store_class] = known
+    return known
 
 
 def _data_dir_or_none(environ: Mapping[str, str]) -> Path | None:

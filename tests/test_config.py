@@ -17,6 +17,7 @@ from code_wake import config as config_module
 from code_wake.config import Config, default_store_path, default_store_url, mask_secret_url
 from code_wake.errors import ConfigError
 from code_wake.event import DEFAULT_MAX_VALUE_LENGTH, DEFAULT_SECRET_KEYS
+from code_wake.queue_store import QueueStore
 from code_wake.testing.memory import MemoryStore
 
 CANONICAL = """\
@@ -492,7 +493,7 @@ class TestFileValidation:
         message = load_error()
         assert str(local_file) in message
         assert "unknown key 'enviroment'" in message
-        assert "app, environment, events, stacktraces, store" in message
+        assert "app, environment, events, queue, stacktraces, store" in message
 
     def test_unknown_nested_key(self, global_file: Path, app_dir: Path) -> None:
         """A misspelt nested key is refused with its dotted path and its siblings."""
@@ -535,9 +536,19 @@ class TestBuildStore:
     def test_configured_adapter(self, local_file: Path, adapters: str) -> None:
         """The configured class is imported and called with the configured arguments."""
         write(local_file, f'store:\n  adapter: "{adapters},RecordingStore"\n  config: [a, b]\n')
-        store = Config.load().build_store()
+        store = Config.load().build_store(queued=False)
         assert type(store).__name__ == "RecordingStore"
         assert store.args == ("a", "b")  # type: ignore[attr-defined]
+
+    def test_configured_adapter_is_queued_by_default(self, local_file: Path, adapters: str) -> None:
+        """A store code_wake builds sits behind the background queue unless the configuration says not to."""
+        write(local_file, f'store:\n  adapter: "{adapters},RecordingStore"\n  config: [a, b]\n')
+        store = Config.load().build_store()
+        assert isinstance(store, QueueStore)
+        assert type(store).__mro__[2].__name__ == "RecordingStore"
+        assert store.args == ("a", "b")  # type: ignore[attr-defined]
+        write(local_file, f'store:\n  adapter: "{adapters},RecordingStore"\nqueue:\n  enabled: false\n')
+        assert not isinstance(Config.load().build_store(), QueueStore)
 
     def test_adapter_from_environment(self, monkeypatch: pytest.MonkeyPatch, adapters: str) -> None:
         """The adapter and its arguments may come from environment variables alone."""

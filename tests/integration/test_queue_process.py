@@ -1,0 +1,194 @@
+"""The queue in real programs: exit without flush, fork, dead and locked databases."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from code_wake import Process
+from code_wake_sql14_store import Sql14QueueStore
+
+from .helpers import REPO, rows, run_python
+
+THREADS_THEN_EXIT = """
+    import threading
+    import code_wake
+    from code_wake_sql14_store import Sql14QueueStore
+
+    proc = code_wake.Process(store=Sql14QueueStore({url!r}), app_name="threads")
+
+    def work(worker):
+        for n in range(500):
+            proc.log({{"worker": str(worker), "n": str(n)}})
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # No flush, no close: the exit flush must write everything.
+"""
+
+
+def count_events(url: str) -> int:
+    ((count,),) = rows(url, "SELECT count(*) FROM events")
+    return int(str(count))
+
+
+class TestExit:
+    def test_threads_then_exit_lose_nothing_sqlite(self, tmp_path: Path, sqlite_url: str) -> None:
+        """Four threads log 2,000 events and the program ends without flushing: all are stored."""
+        run_python(THREADS_THEN_EXIT.format(url=sqlite_url), tmp_path)
+        assert count_events(sqlite_url) == 2000
+
+    def test_threads_then_exit_lose_nothing_postgresql(self, tmp_path: Path, postgresql_url: str) -> None:
+        """The same against a PostgreSQL server."""
+        run_python(THREADS_THEN_EXIT.format(url=postgresql_url), tmp_path)
+        assert count_events(postgresql_url) == 2000
+
+    def test_exit_after_logging_shutdown(self, tmp_path: Path, sqlite_url: str) -> None:
+        """logging.shutdown() before the end does not stop the exit flush, nor hang it."""
+        run_python(
+            f"""
+            import logging
+            import code_wake
+            from code_wake_sql14_store import Sql14QueueStore
+
+            logging.basicConfig()
+            proc = code_wake.Process(store=Sql14QueueStore({sqlite_url!r}))
+            for n in range(300):
+                proc.log({{"n": str(n)}})
+            logging.shutdown()
+            for n in range(300, 600):
+                proc.log({{"n": str(n)}})
+            """,
+            tmp_path,
+        )
+        assert count_events(sqlite_url) == 600
+
+    def test_unreachable_store_does_not_hold_the_program(self, tmp_path: Path) -> None:
+        """With the server down, log calls return and the program exits, saying what was not written."""
+        script = tmp_path / "program.py"
+        script.write_text(
+            textwrap.dedent(
+                """
+                import code_wake
+                from code_wake import QueueSettings
+                from code_wake_sql14_store import Sql14QueueStore
+
+                store = Sql14QueueStore(
+                    "postgresql+psycopg://someone:s3cret@127.0.0.1:1/nowhere",
+                    queue_settings=QueueSettings(exit_timeout=1.0),
+                )
+                proc = code_wake.Process(store=store, app_name="offline")
+                for n in range(1000):
+                    assert proc.log({"n": str(n)}) is None
+                print("logged")
+                """
+            )
+        )
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "logged"
+        assert "events not yet written" in done.stderr
+        assert "s3cret" not in done.stderr
+
+
+class TestFork:
+    def test_bare_fork_writes_each_event_once(self, tmp_path: Path, sqlite_url: str) -> None:
+        """Events queued before a fork are written by the parent alone; the child writes its own."""
+        out = run_python(
+            f"""
+            import os
+            import code_wake
+            from code_wake_sql14_store import Sql14QueueStore
+
+            proc = code_wake.Process(store=Sql14QueueStore({sqlite_url!r}), app_name="forker")
+            for n in range(200):
+                proc.log({{"who": "parent", "n": str(n)}})
+            child = os.fork()
+            if child == 0:
+                for n in range(50):
+                    code_wake.Process().log({{"who": "child", "n": str(n)}})
+                code_wake.Process().store.flush(10)
+                os._exit(0)
+            os.waitpid(child, 0)
+            for n in range(200, 250):
+                proc.log({{"who": "parent", "n": str(n)}})
+            print(os.getpid(), child)
+            """,
+            tmp_path,
+        )
+        parent, child = map(int, out.split())
+        by_pid = dict(
+            rows(
+                sqlite_url,
+                "SELECT p.pid, count(*) FROM events e JOIN processes p ON p.id = e.process_id GROUP BY p.pid",
+            )
+        )
+        assert by_pid == {parent: 250, child: 50}
+        doubled = rows(
+            sqlite_url,
+            "SELECT d.val, count(*) FROM events_data d WHERE d.key = 'n' AND d.event_id IN "
+            "(SELECT event_id FROM events_data WHERE key = 'who' AND val = 'parent') "
+            "GROUP BY d.val HAVING count(*) > 1",
+        )
+        assert doubled == []
+
+    def test_multiprocessing_children_flush_at_their_exit(self, tmp_path: Path, sqlite_url: str) -> None:
+        """Fork-started pool workers leave through os._exit; their queued events are written anyway."""
+        run_python(
+            f"""
+            import multiprocessing
+            import code_wake
+            from code_wake_sql14_store import Sql14QueueStore
+
+            def work(n):
+                code_wake.Process().log({{"task": str(n)}})
+
+            if __name__ == "__main__":
+                code_wake.Process(store=Sql14QueueStore({sqlite_url!r}), app_name="pool").init()
+                pool = multiprocessing.get_context("fork").Pool(3)
+                pool.map(work, range(300))
+                pool.close()
+                pool.join()
+            """,
+            tmp_path,
+        )
+        assert count_events(sqlite_url) == 300
+        per_process = rows(sqlite_url, "SELECT p.pid FROM processes p")
+        assert len(per_process) == len(set(per_process))
+
+
+class TestLockedDatabase:
+    def test_locked_database_is_waited_out(self, tmp_path: Path) -> None:
+        """While another connection holds the SQLite file locked, events wait; then all are written."""
+        path = tmp_path / "locked.sqlite"
+        url = f"sqlite:///{path}"
+        store = Sql14QueueStore(url)
+        proc = Process(store=store, app_name="locked").init()
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            for n in range(100):
+                proc.log({"n": str(n)})
+            assert not store.flush(timeout=0.5)
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        assert store.flush(timeout=30)
+        assert count_events(url) == 100
+        assert store.queue_stats.lost == 0
+        store.close()
