@@ -1,24 +1,50 @@
-"""``python -m bench [--json FILE] [--quick]``: run the benchmarks and print their tables."""
+"""``python -m bench [--only NAME ...] [--quick] [--json FILE]``: run the benchmarks, print their tables."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 
-from . import sync_latency
-from .timing import print_table
+from . import queue_bench, sync_latency
+from .timing import Row, print_table
+
+Bench = Callable[[bool], list[Row]]
+"""A benchmark: given `quick`, measure and return its table's rows."""
+
+BENCHES: dict[str, tuple[str, Bench]] = {
+    "caller": (
+        "Caller cost of one plain event, us per call (lower is better)",
+        lambda quick: queue_bench.caller_cost(calls=5_000 if quick else 20_000),
+    ),
+    "memory": (
+        "Memory per queued event (lower is better)",
+        lambda quick: queue_bench.memory_per_event(count=2_000 if quick else 10_000),
+    ),
+    "throughput": (
+        "Persisted throughput into a SQLite WAL file (higher is better)",
+        lambda quick: queue_bench.throughput(count=10_000 if quick else 50_000),
+    ),
+    "sync": (
+        "log(sync=True) on a SQLite file (lower is better)",
+        lambda quick: sync_latency.run(sizes=(0, 10_000) if quick else (0, 100_000)),
+    ),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these benchmarks")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args()
 
-    sizes = (0, 10_000) if args.quick else (0, 100_000)
-    results = {"sync_latency": sync_latency.run(sizes=sizes)}
-    print_table("log(sync=True) on a SQLite file (medians; lower is better)", results["sync_latency"])
+    results: dict[str, list[Row]] = {}
+    for name in args.only or BENCHES:
+        title, bench = BENCHES[name]
+        results[name] = bench(args.quick)
+        print_table(title, results[name])
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump({name: [asdict(r) for r in rows] for name, rows in results.items()}, out, indent=2)

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any, NamedTuple, TypeAlias
 
 from .records import ProcessInfo
-from .stack_trace import RawFrame, bencode, capture_caller, capture_exception, exception_type_name
+from .stack_trace import RawFrame, capture_caller, capture_exception, exception_type_name
 
 __all__ = [
     "DEFAULT_MAX_KEY_LENGTH",
@@ -74,6 +74,21 @@ TRUNCATED_MARKER = "...[truncated {} chars]"
 
 _SEPARATORS = re.compile(r"[^0-9a-z]+")
 
+_KEY_CACHE_SIZE = 4096
+"""Distinct keys remembered per policy; past it, keys are checked on every call."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SecretKey:
+    """A key whose values are filtered, as the key cache remembers it."""
+
+    text: str
+
+
+_now = time.time
+_new_event = tuple.__new__
+"""Builds a PendingEvent without NamedTuple's Python-level __new__: measurably cheaper per event."""
+
 
 class PendingEvent(NamedTuple):
     """One event on its way to a store: immutable, cheap, free of live objects.
@@ -100,11 +115,12 @@ class EventPolicy:
     max_key_length: int = DEFAULT_MAX_KEY_LENGTH
     secret_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
     _secret_fragments: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    _secret_cache: dict[str, bool] = field(init=False, repr=False, compare=False)
+    _keys: dict[str, str | _SecretKey] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_secret_fragments", tuple(_fold(k) for k in self.secret_keys if _fold(k)))
-        object.__setattr__(self, "_secret_cache", {})
+        # Keys repeat from call to call: remember each one's clean form and secrecy.
+        object.__setattr__(self, "_keys", {})
 
     def build(
         self,
@@ -117,7 +133,7 @@ class EventPolicy:
         frames: tuple[RawFrame, ...] | None = None,
         caller: FrameType | None = None,
     ) -> PendingEvent:
-        """Normalise one log call's input.
+        """Normalise one log call's input; this runs on the caller's thread for every event.
 
         `frames` given explicitly (the original's ``st_data``) win over capture;
         otherwise with `inc_st` the trace comes from `exc`, or from the stack
@@ -125,40 +141,47 @@ class EventPolicy:
         """
         if frames is None and inc_st:
             frames = capture_exception(exc, st_len) if exc is not None else capture_caller(st_len, caller)
-        return PendingEvent(
-            process=process,
-            when_ts=time.time() if when_ts is None else float(when_ts),
-            data=self.normalise(data),
-            frames=frames,
-            exc_type=None if exc is None else exception_type_name(exc),
-            exc_message=None if exc is None else self.clean_text(_safe_str(exc)),
-        )
+        when = _now() if when_ts is None else float(when_ts)
+        pairs = self.normalise(data) if data else ()
+        if exc is None:
+            return _new_event(PendingEvent, (process, when, pairs, frames, None, None))
+        message = self.clean_text(_safe_str(exc))
+        return _new_event(PendingEvent, (process, when, pairs, frames, exception_type_name(exc), message))
 
     def normalise(self, data: EventData) -> Pairs:
         """Data as ``(str key, str-or-None value)`` pairs, secrets filtered."""
-        if data is None:
+        if not data:
             return ()
         items = data.items() if isinstance(data, Mapping) else _pairs(data)
-        return tuple(self._pair(key, value) for key, value in items)
+        keys, limit = self._keys, self.max_value_length
+        pairs: list[tuple[str, str | None]] = []
+        append = pairs.append
+        for key, value in items:
+            # The common case inline: a known, non-secret key and a short, plain ASCII string.
+            text_key = keys.get(key) if type(key) is str else None
+            if text_key is None:
+                text_key = self._learn_key(key)
+            if isinstance(text_key, _SecretKey):
+                append((text_key.text, FILTERED))
+            elif type(value) is str:
+                fits = len(value) <= limit and value.isascii() and "\x00" not in value
+                append((text_key, value if fits else self.clean_text(value)))
+            else:
+                append((text_key, None if value is None else self.clean_text(_to_text(value))))
+        return tuple(pairs)
 
-    def _pair(self, key: Any, value: Any) -> tuple[str, str | None]:
+    def _learn_key(self, key: Any) -> str | _SecretKey:
+        """The key's stored form, marked when secret; remembered for string keys."""
         text_key = self.clean_text(key if isinstance(key, str) else _safe_str(key), self.max_key_length)
-        if self.is_secret(text_key):
-            return text_key, FILTERED
-        if value is None:
-            return text_key, None
-        return text_key, self.clean_text(value if isinstance(value, str) else _to_text(value))
+        known = _SecretKey(text_key) if self.is_secret(text_key) else text_key
+        if type(key) is str and len(self._keys) < _KEY_CACHE_SIZE:
+            self._keys[key] = known
+        return known
 
     def is_secret(self, key: str) -> bool:
         """True when the key contains a secret fragment (``db_password``, ``X-Api-Key``)."""
-        cache = self._secret_cache
-        known = cache.get(key)
-        if known is None:
-            folded = _fold(key)
-            known = any(fragment in folded for fragment in self._secret_fragments)
-            if len(cache) < 4096:
-                cache[key] = known
-        return known
+        folded = _fold(key)
+        return any(fragment in folded for fragment in self._secret_fragments)
 
     def clean_text(self, text: str, limit: int | None = None) -> str:
         """Truncate with a visible marker; make NULs and lone surrogates storable."""
@@ -216,8 +239,18 @@ def _safe_str(value: Any) -> str:
 def data_digest(data: Pairs) -> bytes | None:
     """pycodewake's ``events.digest``: sha256 of the bencoded ``[[key, val], ...]``.
 
-    A null value is bencoded as an empty list, which no string can be.
+    A null value is bencoded as an empty list, which no string can be. This
+    is `bencode` specialised for pairs of strings, as it runs for every event.
     """
     if not data:
         return None
-    return hashlib.sha256(bencode([[k, [] if v is None else v] for k, v in data])).digest()
+    parts = [b"l"]
+    for key, val in data:
+        key_bytes = key.encode("utf-8", "surrogatepass")
+        if val is None:
+            parts.append(b"l%d:%slee" % (len(key_bytes), key_bytes))
+        else:
+            val_bytes = val.encode("utf-8", "surrogatepass")
+            parts.append(b"l%d:%s%d:%se" % (len(key_bytes), key_bytes, len(val_bytes), val_bytes))
+    parts.append(b"e")
+    return hashlib.sha256(b"".join(parts)).digest()

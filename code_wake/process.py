@@ -235,13 +235,7 @@ class Process:
                 inc_st = self.st_from_exceptions if exc is not None else self.st_for_non_exceptions
             record = self._record
             pending = self._policy.build(
-                self._info if record is None else record.id,
-                data,
-                exc,
-                inc_st=inc_st,
-                st_len=st_len,
-                when_ts=when_ts,
-                caller=sys._getframe(1),
+                self._info if record is None else record.id, data, exc, inc_st, st_len, when_ts
             )
             if sync:
                 return self._store.submit(pending, sync=True)

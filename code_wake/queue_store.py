@@ -79,6 +79,10 @@ class _State(enum.Enum):
     """close() was called: no event is taken any more."""
 
 
+_RUNNING = _State.RUNNING
+"""The state the caller checks for on every event, as a module global (one lookup, not two)."""
+
+
 @dataclass(eq=False)
 class _Waiter:
     """A place in the queue someone waits for: a sync event, or a flush marker."""
@@ -141,20 +145,21 @@ class QueueStore(Store):
         self._queue_worker: threading.Thread | None = None
         self._queue_start_lock = threading.Lock()
         self._queue_counts = _Counters()
+        self._queue_max = self.queue_settings.max_events
         self._queue_no_threads = False
 
     # -- the caller's side: cheap ------------------------------------------------------
 
     def submit(self, event: PendingEvent, sync: bool = False) -> EventRecord | None:
         """Queue `event`; with `sync`, wait for it to be written and return its record."""
-        if self._queue_state is not _State.RUNNING and not self._queue_start():
+        if self._queue_state is not _RUNNING and not self._queue_start():
             # No thread can start (interpreter shutdown): write here, as a plain store does.
             record = super().submit(event, sync=True)
             return record if sync else None
         if sync:
             return self._submit_and_wait(event)
         queue = self._queue
-        if len(queue) >= self.queue_settings.max_events:
+        if len(queue) >= self._queue_max:
             self._queue_drop(event)
             return None
         queue.append(event)

@@ -1,0 +1,215 @@
+"""The queue: caller cost, memory per queued event, and end-to-end throughput.
+
+Each figure is measured beside its anchor in the same run (BENCHMARKS.md):
+- caller cost of ``Process().log(data)`` vs ``logger.info`` through the stdlib
+  ``QueueHandler`` (target <= 0.35 x), both with nothing draining the queue;
+- memory per queued event, plain and with an exception (targets 400 and
+  1,500 bytes), beside the stdlib QueueHandler's LogRecords;
+- events per second persisted to a SQLite WAL file through the queue vs raw
+  sqlite3 ``executemany`` of the same rows into the same schema (target >= 0.5 x).
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import queue
+import sqlite3
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+
+import code_wake
+from code_wake import EventRecord, PendingEvent, QueueSettings, QueueStore
+from code_wake.testing import MemoryStore
+from code_wake_sql14_store import Sql14QueueStore, Sql14Store
+
+from .timing import Row, interleaved_medians, per_call_us
+
+DATA = {"event": "order", "customer": "c42", "type": "special"}
+
+
+class _HeldStore(QueueStore, MemoryStore):
+    """A queue whose writer never gets going: what is left is the caller's own cost."""
+
+    def __init__(self) -> None:
+        super().__init__(queue_settings=QueueSettings(max_events=10_000_000))
+        self.gate = threading.Event()
+
+    def insert_events(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
+        self.gate.wait()
+        return super().insert_events(events)
+
+    def empty(self) -> None:
+        self._queue.clear()
+
+
+def _held_process() -> tuple[code_wake.Process, _HeldStore]:
+    code_wake.Process.reset()
+    store = _HeldStore()
+    proc = code_wake.Process(store=store, app_name="bench").init()
+    proc.log({"warm": "up"})  # starts the worker, which then waits at the gate
+    return proc, store
+
+
+def _stdlib_queue_logger() -> tuple[logging.Logger, queue.SimpleQueue[logging.LogRecord]]:
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    logger = logging.getLogger("bench.stdlib_queue")
+    logger.handlers[:] = [logging.handlers.QueueHandler(records)]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, records
+
+
+def _drained(measure: Callable[[], float], drain: Callable[[], None]) -> Callable[[], float]:
+    def run() -> float:
+        try:
+            return measure()
+        finally:
+            drain()
+
+    return run
+
+
+def _drain(records: queue.SimpleQueue[logging.LogRecord]) -> None:
+    while not records.empty():
+        records.get_nowait()
+
+
+def caller_cost(calls: int = 20_000, repeats: int = 9) -> list[Row]:
+    """Microseconds per call on the caller's thread, code_wake vs the stdlib QueueHandler."""
+    proc, store = _held_process()
+    logger, records = _stdlib_queue_logger()
+    medians = interleaved_medians(
+        {
+            "stdlib": _drained(
+                lambda: per_call_us(lambda: logger.info("order %s %s %s", "order", "c42", "special"), calls),
+                lambda: _drain(records),
+            ),
+            "code_wake": _drained(lambda: per_call_us(lambda: proc.log(DATA), calls), store.empty),
+        },
+        repeats,
+    )
+    store.gate.set()
+    ratio = medians["code_wake"] / medians["stdlib"]
+    return [
+        Row("stdlib logger.info + QueueHandler", medians["stdlib"], "us", "anchor"),
+        Row(
+            "Process().log(data), queued",
+            medians["code_wake"],
+            "us",
+            f"ratio {ratio:.2f} x (target <= 0.35 x)",
+        ),
+    ]
+
+
+def _fail_deep(depth: int) -> None:
+    if depth == 0:
+        raise ValueError("stock exhausted")
+    _fail_deep(depth - 1)
+
+
+def _exception() -> BaseException:
+    try:
+        _fail_deep(9)
+    except ValueError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def _bytes_per_event(enqueue: Callable[[], None], count: int) -> float:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(count):
+            enqueue()
+        return (tracemalloc.get_traced_memory()[0] - before) / count
+    finally:
+        tracemalloc.stop()
+
+
+def memory_per_event(count: int = 10_000) -> list[Row]:
+    """Bytes held per queued event: plain, and with an exception raised through 10 frames."""
+    proc, store = _held_process()
+    logger, records = _stdlib_queue_logger()
+    exc = _exception()
+    plain = _bytes_per_event(lambda: proc.log(DATA), count)
+    store.empty()
+    with_exc = _bytes_per_event(lambda: proc.log(DATA, exc), count)
+    store.empty()
+    stdlib = _bytes_per_event(lambda: logger.info("order %s %s %s", "order", "c42", "special"), count)
+    _drain(records)
+    store.gate.set()
+    return [
+        Row("stdlib QueueHandler record", stdlib, "bytes", "anchor"),
+        Row("queued event, plain", plain, "bytes", "target <= 400"),
+        Row("queued event, with exception", with_exc, "bytes", "target <= 1,500"),
+    ]
+
+
+def _raw_rows_per_second(path: str, count: int, process_id: int, batch: int = 500) -> float:
+    """Raw sqlite3 executemany of the same rows into the same tables: the practical limit."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA synchronous=NORMAL")
+    start = time.perf_counter()
+    for first in range(0, count, batch):
+        size = min(batch, count - first)
+        db.execute("BEGIN")
+        now = time.time()
+        cursor = db.execute("SELECT coalesce(max(id), 0) FROM events")
+        (last_id,) = cursor.fetchone()
+        db.executemany(
+            "INSERT INTO events (id, when_ts, process_id) VALUES (?, ?, ?)",
+            [(last_id + 1 + i, now, process_id) for i in range(size)],
+        )
+        db.executemany(
+            "INSERT INTO events_data (key, val, event_id) VALUES (?, ?, ?)",
+            [(k, v, last_id + 1 + i) for i in range(size) for k, v in DATA.items()],
+        )
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    db.close()
+    return count / elapsed
+
+
+def _queued_rows_per_second(path: str, count: int) -> tuple[float, int]:
+    code_wake.Process.reset()
+    store = Sql14QueueStore(f"sqlite:///{path}", queue_settings=QueueSettings(max_events=count + 1))
+    proc = code_wake.Process(store=store, app_name="bench").init()
+    start = time.perf_counter()
+    for _ in range(count):
+        proc.log(DATA)
+    if not store.flush(timeout=120):
+        raise RuntimeError("the queue did not get through the benchmark's events")
+    elapsed = time.perf_counter() - start
+    stats = store.queue_stats
+    if stats.dropped or stats.lost:
+        raise RuntimeError(f"events were dropped or lost: {stats}")
+    store.close()
+    return count / elapsed, proc.id
+
+
+def throughput(count: int = 50_000, repeats: int = 3) -> list[Row]:
+    """Events per second persisted through the queue, vs raw sqlite3 into the same schema."""
+    ours: list[float] = []
+    raw: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(repeats):
+            rate, _ = _queued_rows_per_second(f"{tmp}/q{rep}.sqlite", count)
+            ours.append(rate)
+            with Sql14Store(f"sqlite:///{tmp}/r{rep}.sqlite") as schema_only:
+                schema_only.insert_process(code_wake.ProcessInfo(1, None, None, None, time.time(), "bench"))
+            raw.append(_raw_rows_per_second(f"{tmp}/r{rep}.sqlite", count, 1))
+    code_wake.Process.reset()
+    ours_median, raw_median = sorted(ours)[len(ours) // 2], sorted(raw)[len(raw) // 2]
+    return [
+        Row("raw sqlite3 executemany, same schema", raw_median, "events/s", "anchor"),
+        Row(
+            "Process().log -> queue -> SQLite WAL",
+            ours_median,
+            "events/s",
+            f"ratio {ours_median / raw_median:.2f} x (target >= 0.5 x)",
+        ),
+    ]
