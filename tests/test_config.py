@@ -17,7 +17,7 @@ from code_wake import config as config_module
 from code_wake.config import Config, default_store_path, default_store_url, mask_secret_url
 from code_wake.errors import ConfigError
 from code_wake.event import DEFAULT_MAX_VALUE_LENGTH, DEFAULT_SECRET_KEYS
-from code_wake.queue_store import QueueStore
+from code_wake.queue_store import QueueSettings, QueueStore
 from code_wake.testing.memory import MemoryStore
 
 CANONICAL = """\
@@ -728,3 +728,68 @@ class TestProcessIntegration:
         record = proc.log({"note": "abcdefgh"}, sync=True)
         assert record is not None
         assert record.data_dict()["note"] == "abcde...[truncated 3 chars]"
+
+
+class TestQueueSettings:
+    def test_defaults(self) -> None:
+        """Without configuration the queue is on, with QueueSettings' defaults."""
+        config = Config.load()
+        assert config.queue_enabled
+        assert config.queue_settings() == QueueSettings()
+
+    def test_from_file(self, local_file: Path) -> None:
+        """Every queue key is read from the file."""
+        write(
+            local_file,
+            "queue:\n  enabled: false\n  max_events: 7\n  batch_size: 3\n"
+            "  retry_for: 1.5\n  exit_timeout: 2\n  sync_timeout: 4\n",
+        )
+        config = Config.load()
+        assert not config.queue_enabled
+        assert config.queue_settings() == QueueSettings(
+            max_events=7, batch_size=3, retry_for=1.5, exit_timeout=2.0, sync_timeout=4.0
+        )
+
+    def test_from_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Every queue key has its variable."""
+        monkeypatch.setenv("CODE_WAKE_QUEUE", "off")
+        monkeypatch.setenv("CODE_WAKE_QUEUE_MAX_EVENTS", "11")
+        monkeypatch.setenv("CODE_WAKE_QUEUE_BATCH_SIZE", "5")
+        monkeypatch.setenv("CODE_WAKE_QUEUE_RETRY_FOR", "0.5")
+        monkeypatch.setenv("CODE_WAKE_QUEUE_EXIT_TIMEOUT", "3")
+        monkeypatch.setenv("CODE_WAKE_QUEUE_SYNC_TIMEOUT", "9")
+        config = Config.load()
+        assert not config.queue_enabled
+        assert config.queue_settings() == QueueSettings(
+            max_events=11, batch_size=5, retry_for=0.5, exit_timeout=3.0, sync_timeout=9.0
+        )
+
+    @pytest.mark.parametrize("text", ["0", "-1", "soon", "nan"])
+    def test_bad_seconds(self, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+        """A timeout must be a positive number; the error names the variable."""
+        monkeypatch.setenv("CODE_WAKE_QUEUE_EXIT_TIMEOUT", text)
+        message = load_error()
+        assert "CODE_WAKE_QUEUE_EXIT_TIMEOUT" in message
+        assert "positive number of seconds" in message
+
+    def test_bad_size_in_file(self, local_file: Path) -> None:
+        """A size must be a positive integer; the error names the file and key."""
+        write(local_file, "queue:\n  max_events: 1.5\n")
+        message = load_error()
+        assert str(local_file) in message
+        assert "queue.max_events" in message
+
+    def test_built_store_gets_the_settings(self, local_file: Path, adapters: str) -> None:
+        """A store code_wake builds is queued with the configured settings."""
+        write(local_file, f'store:\n  adapter: "{adapters},RecordingStore"\nqueue:\n  max_events: 42\n')
+        store = Config.load().build_store()
+        assert isinstance(store, QueueStore)
+        assert store.queue_settings.max_events == 42
+
+    def test_embedded_default_is_queued(self) -> None:
+        """The embedded default store sits behind the queue too."""
+        store = Config.load().build_store()
+        try:
+            assert isinstance(store, QueueStore)
+        finally:
+            store.close()
