@@ -26,6 +26,10 @@ BENCHES: dict[str, tuple[str, Bench]] = {
         "Persisted throughput into a SQLite WAL file (higher is better)",
         lambda quick: queue_bench.throughput(count=10_000 if quick else 50_000),
     ),
+    "busy": (
+        "Persisted throughput while the main thread is CPU-bound (higher is better)",
+        lambda quick: queue_bench.throughput_under_load(count=5_000 if quick else 20_000),
+    ),
     "sync": (
         "log(sync=True) on a SQLite file (lower is better)",
         lambda quick: sync_latency.run(sizes=(0, 10_000) if quick else (0, 100_000)),
