@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from . import queue_bench, sync_latency
+from . import doors, queue_bench, sync_latency
 from .timing import Row, print_table
 
 Bench = Callable[[bool], list[Row]]
@@ -33,6 +33,14 @@ BENCHES: dict[str, tuple[str, Bench]] = {
     "sync": (
         "log(sync=True) on a SQLite file (lower is better)",
         lambda quick: sync_latency.run(sizes=(0, 10_000) if quick else (0, 100_000)),
+    ),
+    "handler": (
+        "logger.warning / logger.exception: CodeWakeHandler vs stdlib QueueHandler, us per call",
+        lambda quick: doors.handler_cost(calls=5_000 if quick else 20_000),
+    ),
+    "processor": (
+        "structlog: CodeWakeProcessor vs format_exc_info + queue put, us per call",
+        lambda quick: doors.processor_cost(calls=5_000 if quick else 20_000),
     ),
 }
 

@@ -7,6 +7,7 @@ from ._version import __version__
 from .config import Config
 from .errors import CodeWakeError, ConfigError, StoreError, StoreUnavailableError
 from .event import EventPolicy, PendingEvent
+from .logging import CodeWakeHandler
 from .process import Process
 from .queue_store import QueueSettings, QueueStats, QueueStore
 from .records import (
@@ -27,6 +28,7 @@ __all__ = [
     "AppRecord",
     "AppVsnRecord",
     "CodeWakeError",
+    "CodeWakeHandler",
     "Config",
     "ConfigError",
     "DataItem",

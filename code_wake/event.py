@@ -152,7 +152,8 @@ class EventPolicy:
         """Data as ``(str key, str-or-None value)`` pairs, secrets filtered."""
         if not data:
             return ()
-        items = data.items() if isinstance(data, Mapping) else _pairs(data)
+        # The exact-type test first: a dict is the common case and the cheaper test.
+        items = data.items() if type(data) is dict or isinstance(data, Mapping) else _pairs(data)
         keys, limit = self._keys, self.max_value_length
         pairs: list[tuple[str, str | None]] = []
         append = pairs.append

@@ -70,6 +70,11 @@ class Process:
         """Everything happens in ``__new__``, once per singleton."""
 
     @classmethod
+    def current(cls) -> Process | None:
+        """The live process, or None if none is configured yet (never creates one)."""
+        return cls._instance
+
+    @classmethod
     def reset(cls) -> None:
         """Drop the singleton; the next ``Process(...)`` configures a new one.
 

@@ -191,3 +191,16 @@ class TestFailures:
                 proc.log({"k": "v"})
         assert len([r for r in caplog.records if "went away" in r.getMessage()]) == 1
         assert code_wake._report.counts()["log-store"] == 50
+
+
+class TestCurrent:
+    def test_none_before_configuration(self) -> None:
+        """current() tells whether a process is configured, without creating one."""
+        assert Process.current() is None
+
+    def test_the_live_process(self, store: MemoryStore) -> None:
+        """current() returns the singleton once it exists, and None after reset()."""
+        proc = Process(store=store)
+        assert Process.current() is proc
+        Process.reset()
+        assert Process.current() is None

@@ -1,0 +1,422 @@
+"""The logging door: `CodeWakeHandler`, a `logging.Handler` that records records as events.
+
+``logging.getLogger().addHandler(CodeWakeHandler())`` records the app's
+warnings and errors into the store the configuration names. From
+``logging.config.dictConfig`` the handler's keyword arguments wire the store
+and the app without a config file. docs/logging.md is the user's
+description: the event's keys, the dictConfig forms, failure handling.
+
+Inside this package ``import logging`` is the standard library's (absolute
+imports); users import this module as ``code_wake.logging``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+from . import _guard
+from ._report import report_problem
+from .config import Config, mask_secret_url
+from .errors import ConfigError
+from .event import EventData
+from .process import Process
+from .store import Store
+from .structlog import _exception, _fields_of, _merged
+
+__all__ = ["RECORD_ATTRIBUTES", "CodeWakeHandler"]
+
+RECORD_ATTRIBUTES: frozenset[str] = frozenset(
+    [
+        *logging.LogRecord("", logging.NOTSET, "", 0, "", (), None).__dict__,
+        # Set later by Formatter.format, or by Python versions newer than the one running.
+        "message",
+        "asctime",
+        "taskName",
+        # structlog's ProcessorFormatter.wrap_for_formatter plumbing.
+        "_logger",
+        "_name",
+        "_from_structlog",
+    ]
+)
+"""`logging.LogRecord` attributes that are not ``extra`` fields (computed from a blank record)."""
+
+_PLAIN_RECORD_SIZE = len(logging.LogRecord("", logging.NOTSET, "", 0, "", (), None).__dict__)
+_DEFAULT_ADAPTER = "code_wake_sql14_store,Sql14Store"
+_state = _guard.state
+
+_Event: TypeAlias = "tuple[EventData, BaseException | None, bool | None]"
+"""What a record becomes: the event's data, its exception, and whether to capture the stack."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """What a handler was told about the store and the app; empty: the configuration decides."""
+
+    store_adapter: str | None = None
+    store_args: tuple[str, ...] = ()
+    store: Store | None = None
+    app_name: str | None = None
+    app_vsn: str | None = None
+    env_name: str | None = None
+
+    def names_a_store(self) -> bool:
+        return self.store_adapter is not None or bool(self.store_args)
+
+    def store_key(self) -> tuple[str | None, tuple[str, ...]]:
+        return self.store_adapter, self.store_args
+
+    def is_empty(self) -> bool:
+        return self == _NO_SETTINGS
+
+    def process_args(self) -> dict[str, Any]:
+        return {"app_name": self.app_name, "app_vsn": self.app_vsn, "env_name": self.env_name}
+
+    def describe(self) -> str:
+        shown = ", ".join(repr(mask_secret_url(arg)) for arg in self.store_args)
+        return f"store={self.store_adapter!r}, store_config=[{shown}]"
+
+    def build_store(self) -> Store:
+        """The store these settings name, built as configured stores are (queued by default)."""
+        config = Config.load()
+        adapter = self.store_adapter or config.store_adapter or _DEFAULT_ADAPTER
+        configured = dataclasses.replace(config, store_adapter=adapter, store_args=self.store_args)
+        try:
+            return configured.build_store()
+        except ConfigError as exc:
+            raise ConfigError(f"CodeWakeHandler({self.describe()}): {exc}") from exc
+
+
+_NO_SETTINGS = _Settings()
+
+
+class _Configured:
+    """The Process a handler configured from its settings, and those settings."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._process: weakref.ref[Process] | None = None
+        self._settings = _NO_SETTINGS
+
+    def remember(self, process: Process, settings: _Settings) -> None:
+        self._process, self._settings = weakref.ref(process), settings
+
+    def settings_of(self, live: Process) -> _Settings | None:
+        """The settings `live` was configured from by a handler, or None if it was not."""
+        if self._process is None or self._process() is not live:
+            return None
+        return self._settings
+
+
+_configured = _Configured()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread of the parent may have held the lock at fork time.
+    _configured.lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class CodeWakeHandler(logging.Handler):
+    """A logging handler that records each record it handles as a code_wake event.
+
+    With no arguments the configuration decides the store and the app
+    (docs/configuration.md). `store` (a ``"module,Class"`` adapter string, or
+    a store object), `store_config` (the adapter's argument, such as a
+    database URL, or a list of them), `app_name`, `app_vsn` and `env_name`
+    configure `code_wake.Process` on the first record instead, so that
+    ``dictConfig`` alone can wire everything; nothing is opened before then.
+    `level` defaults to WARNING. `flush_timeout` bounds how long `flush` and
+    `close` wait for a queued store.
+
+    Failures go to `handleError`, never into the app; records of code_wake's
+    own stack (SQLAlchemy, the database drivers, the queue's writer) are
+    never recorded (see `code_wake._guard`).
+    """
+
+    def __init__(
+        self,
+        level: int | str = logging.WARNING,
+        *,
+        store: str | Store | None = None,
+        store_config: str | Sequence[str] | None = None,
+        app_name: str | None = None,
+        app_vsn: str | float | None = None,
+        env_name: str | None = None,
+        flush_timeout: float = 5.0,
+    ) -> None:
+        # Checked before Handler.__init__ registers the handler with logging (for shutdown).
+        self._settings = _settings(store, store_config, app_name, app_vsn, env_name)
+        self.flush_timeout = _timeout(flush_timeout)
+        self._process: Process | None = None
+        self._sync = False
+        super().__init__(level)
+
+    # -- the caller's path ---------------------------------------------------------------
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter `record` and record it unless it is code_wake's own or already recorded.
+
+        Unlike `logging.Handler.handle` this takes no handler lock: recording
+        is thread-safe, and a lock held while a synchronous store writes
+        would be a lock the store's own logging could wait on. The level is
+        tested here too, for callers that skip it (``QueueListener``).
+        """
+        if record.levelno < self.level or _state.busy or _guard.ignored_logger(record.name):
+            return False
+        if self.filters:
+            verdict: object = self.filter(record)
+            if not verdict:
+                return False
+            if isinstance(verdict, logging.LogRecord):
+                # Python 3.12+: a filter may hand back a replacement record.
+                record = verdict
+        if not _guard.claim_record(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Record `record` as one event; any failure goes to `handleError`."""
+        # _guard.enter()/leave() inlined: this runs for every record.
+        state = _state
+        if state.busy:
+            return
+        state.busy = True
+        try:
+            process = self._process
+            # Process.reset() (tests, reconfiguring programs) must not leave us writing to the old one.
+            if process is None or process is not Process.current():
+                process = self._resolve_process()
+            data, exc, inc_st = self._event(record, process)
+            process.log(data, exc, inc_st, None, record.created, self._sync)
+        except Exception:  # noqa: BLE001 - logging's contract: a handler never raises into the app
+            self.handleError(record)
+        finally:
+            state.busy = False
+
+    def _event(self, record: logging.LogRecord, process: Process) -> _Event:
+        """The event's data, exception and stack trace wish for `record`."""
+        msg = record.msg
+        if type(msg) is dict and hasattr(record, "_logger"):
+            return self._structlog_event(record, msg, process)
+        # A dict, not pairs: the event policy normalises a dict on its fast path.
+        data: dict[str, Any] = {
+            "logger": record.name,
+            "level": record.levelname,
+            "message": record.getMessage() if self.formatter is None else self.format(record),
+            "msg_template": msg,
+            "module": record.module,
+            "func": record.funcName,
+            "lineno": str(record.lineno),
+            "thread": record.threadName,
+        }
+        attributes = record.__dict__
+        if len(attributes) != _PLAIN_RECORD_SIZE and not RECORD_ATTRIBUTES.issuperset(attributes):
+            extra = [(k, v) for k, v in attributes.items() if k not in RECORD_ATTRIBUTES]
+            return _with_stack(record, process, _merged(data, extra), _exception(record.exc_info), False)
+        if record.exc_info or record.stack_info or process.st_for_non_exceptions:
+            return _with_stack(record, process, data, _exception(record.exc_info), False)
+        return data, None, False  # the common case, without the calls
+
+    def _structlog_event(
+        self, record: logging.LogRecord, event_dict: dict[str, Any], process: Process
+    ) -> _Event:
+        """A record from structlog's ``wrap_for_formatter``: its message is the event dict."""
+        fields = _fields_of(event_dict)
+        data: dict[str, Any] = {
+            "logger": record.name,
+            "level": record.levelname,
+            "message": fields.message,
+            "msg_template": fields.template,
+            "module": record.module,
+            "func": record.funcName,
+            "lineno": str(record.lineno),
+            "thread": record.threadName,
+        }
+        extra = fields.bound + [(k, v) for k, v in record.__dict__.items() if k not in RECORD_ATTRIBUTES]
+        exc = _exception(record.exc_info)
+        if exc is None:
+            exc = fields.exc
+        return _with_stack(record, process, _merged(data, extra), exc, fields.stack_info)
+
+    def _resolve_process(self) -> Process:
+        process = _resolve(self._settings)
+        # A plain store writes on this thread anyway: asking for the result costs nothing
+        # and lets its failures reach handleError. A queued one only enqueues.
+        self._sync = type(process.store).submit is Store.submit
+        self._process = process
+        return process
+
+    # -- flush and close ---------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait (at most `flush_timeout` seconds) until the queued events are written.
+
+        Does not wait when called under the logging module's lock (as a
+        second ``dictConfig`` does): the queue's writer may be waiting for
+        that lock to log, and will write the events anyway.
+        """
+        process = self._process
+        store_flush = getattr(process.store, "flush", None) if process is not None else None
+        if store_flush is None or _holding_logging_lock():
+            return
+        try:
+            store_flush(self.flush_timeout)
+        except Exception as err:  # noqa: BLE001 - flush runs at exit and in dictConfig: never raise there
+            report_problem("handler-flush", "CodeWakeHandler could not flush its store", err)
+
+    def close(self) -> None:
+        """Flush within `flush_timeout`, then detach from logging.
+
+        The store is not closed: it belongs to `code_wake.Process`, which the
+        other doors (and a handler a later ``dictConfig`` creates) go on
+        using; a queued store flushes itself at exit.
+        """
+        self.flush()
+        self._process = None
+        super().close()
+
+
+def _with_stack(
+    record: logging.LogRecord, process: Process, data: EventData, exc: BaseException | None, stack_info: bool
+) -> _Event:
+    """Decide the event's stack trace: the exception's, the logging call's, or none."""
+    if exc is not None:
+        return data, exc, None
+    stack_info = stack_info or bool(record.stack_info)
+    if not (stack_info or process.st_for_non_exceptions):
+        return data, None, False
+    # A stack is captured here, so only on the thread that logged (not a QueueListener's).
+    here = record.thread is None or record.thread == threading.get_ident()
+    if stack_info and not here and record.stack_info:
+        data = [*_items(data), ("stack_info", record.stack_info)]
+    return data, None, here
+
+
+def _items(data: EventData) -> list[tuple[Any, Any]]:
+    if data is None:
+        return []
+    return list(data.items()) if isinstance(data, Mapping) else list(data)
+
+
+def _resolve(settings: _Settings) -> Process:
+    """The Process this handler records through, configuring it from `settings` if none is live."""
+    if settings.is_empty():
+        return Process()
+    if settings.store is not None:
+        # Process itself refuses a store object other than the live one.
+        return Process(**settings.process_args(), store=settings.store)
+    with _configured.lock:
+        live = Process.current()
+        if live is None:
+            return _configure(settings)
+        configured = _configured.settings_of(live)
+        same_store = configured is not None and configured.store_key() == settings.store_key()
+        if settings.names_a_store() and not same_store:
+            raise _conflict(configured, settings)
+        return Process(**settings.process_args())
+
+
+def _configure(settings: _Settings) -> Process:
+    """Create the Process from `settings`; remember that we did, so equal settings share it."""
+    store = settings.build_store() if settings.names_a_store() else None
+    try:
+        process = Process(**settings.process_args(), store=store)
+    except Exception:
+        if store is not None:
+            store.close()
+        raise
+    _configured.remember(process, settings)
+    return process
+
+
+def _conflict(other: _Settings | None, settings: _Settings) -> ConfigError:
+    by = f"another CodeWakeHandler ({other.describe()})" if other else "Process(...) or the configuration"
+    return ConfigError(
+        f"code_wake.Process is already configured with a store by {by}; this CodeWakeHandler asks for "
+        f"{settings.describe()}. Name the store in one place, or call code_wake.Process.reset() first."
+    )
+
+
+def _settings(
+    store: object, store_config: object, app_name: object, app_vsn: object, env_name: object
+) -> _Settings:
+    """The handler's arguments, checked at construction (so dictConfig reports them at once)."""
+    adapter: str | None = None
+    store_object: Store | None = None
+    if isinstance(store, Store):
+        store_object = store
+    elif store is not None:
+        adapter = _adapter(store)
+    args = _store_args(store_config)
+    if store_object is not None and args:
+        raise ConfigError("CodeWakeHandler: store_config goes with an adapter string, not a store object")
+    return _Settings(
+        store_adapter=adapter,
+        store_args=args,
+        store=store_object,
+        app_name=_text("app_name", app_name),
+        app_vsn=_text("app_vsn", _version(app_vsn)),
+        env_name=_text("env_name", env_name),
+    )
+
+
+def _adapter(store: object) -> str:
+    parts = [part.strip() for part in store.split(",")] if isinstance(store, str) else []
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(
+            f'CodeWakeHandler: store must be a store adapter "module,Class" or a store object, got {store!r}'
+        )
+    return ",".join(parts)
+
+
+def _store_args(store_config: object) -> tuple[str, ...]:
+    if store_config is None:
+        return ()
+    if isinstance(store_config, str) and store_config:
+        return (store_config,)
+    if isinstance(store_config, (list, tuple)) and all(isinstance(a, str) for a in store_config):
+        return tuple(store_config)
+    raise ConfigError(
+        "CodeWakeHandler: store_config must be the store adapter's argument (such as a database URL) "
+        f"or a list of them, got {type(store_config).__name__}"
+    )
+
+
+def _version(value: object) -> object:
+    # YAML and JSON configurations give an unquoted 1.2 as a number; a version is text.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _text(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value:
+        return value
+    raise ConfigError(f"CodeWakeHandler: {name} must be a non-empty string, got {value!r}")
+
+
+def _timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError(f"CodeWakeHandler: flush_timeout must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _holding_logging_lock() -> bool:
+    """True when this thread holds the logging module's lock (dictConfig, fileConfig).
+
+    CPython's module lock is an RLock; its ``_is_owned`` is the only way to ask.
+    """
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    return bool(is_owned()) if callable(is_owned) else False
