@@ -17,7 +17,8 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 ## demo: record a few real events into the default store and show them
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
-	$(BIN)/code-wake --version
+	$(BIN)/code-wake events --app code-wake-demo --limit 10
+	$(BIN)/code-wake errors --app code-wake-demo
 
 ## lint: ruff and mypy (strict)
 lint: $(STAMP)

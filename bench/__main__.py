@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from . import doors, queue_bench, sync_latency
+from . import doors, queries, queue_bench, sync_latency
 from .timing import Row, print_table
 
 Bench = Callable[[bool], list[Row]]
@@ -42,6 +42,10 @@ BENCHES: dict[str, tuple[str, Bench]] = {
         "structlog: CodeWakeProcessor vs format_exc_info + queue put, us per call",
         lambda quick: doors.processor_cost(calls=5_000 if quick else 20_000),
     ),
+    "queries": (
+        "Analysis queries at 1M stored events (--queries-size), ms per page (lower is better)",
+        queries.run,
+    ),
 }
 
 
@@ -50,7 +54,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these benchmarks")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    queries.add_options(parser)
     args = parser.parse_args()
+    queries.configure(args)
 
     results: dict[str, list[Row]] = {}
     for name in args.only or BENCHES:

@@ -9,6 +9,7 @@ from .errors import CodeWakeError, ConfigError, StoreError, StoreUnavailableErro
 from .event import EventPolicy, PendingEvent
 from .logging import CodeWakeHandler
 from .process import Process
+from .query import DailyCount, EventFilter, ProcessFilter, PruneReport, TraceGroup
 from .queue_store import QueueSettings, QueueStats, QueueStore
 from .records import (
     AppRecord,
@@ -31,14 +32,18 @@ __all__ = [
     "CodeWakeHandler",
     "Config",
     "ConfigError",
+    "DailyCount",
     "DataItem",
     "EnvironmentRecord",
+    "EventFilter",
     "EventPolicy",
     "EventRecord",
     "PendingEvent",
     "Process",
+    "ProcessFilter",
     "ProcessInfo",
     "ProcessRecord",
+    "PruneReport",
     "QueueSettings",
     "QueueStats",
     "QueueStore",
@@ -47,5 +52,6 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailableError",
+    "TraceGroup",
     "__version__",
 ]

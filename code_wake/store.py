@@ -13,12 +13,23 @@ import os
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol
 
 from .errors import StoreError
 from .event import EventData, EventPolicy, PendingEvent, ProcessRef
+from .query import (
+    DailyCount,
+    EventFilter,
+    ProcessFilter,
+    PruneReport,
+    TraceGroup,
+    count_daily,
+    group_traces,
+    process_matches,
+)
 from .records import (
     AppRecord,
     AppVsnRecord,
@@ -173,6 +184,71 @@ class Store(ABC):
         self, where: Iterable[tuple[str, str | None]], process_id: int | None = None
     ) -> list[EventRecord]:
         """Events carrying every ``(key, value)`` pair of `where`, oldest first."""
+
+    # -- queries for analysis (additions to the original's API) -----------------------------
+    #
+    # Defaults keep adapters written before these existed importable and working:
+    # query_events and prune say plainly that the adapter lacks them; the other
+    # queries are derived from simpler methods (correct, but they read every
+    # matching event, so an adapter for large stores overrides them).
+
+    def query_events(self, event_filter: EventFilter | None = None) -> Iterator[EventRecord]:
+        """Events matching `event_filter`, newest first (ties: higher id first), streamed.
+
+        The records come as the iterator advances; an adapter fetches them in
+        pages rather than loading every match at once.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement query_events(), so it cannot be queried "
+            "for analysis; see docs/stores.md, section Queries."
+        )
+
+    def query_processes(self, process_filter: ProcessFilter | None = None) -> Iterator[ProcessRecord]:
+        """Processes matching `process_filter`, newest start time first (ties: higher id first).
+
+        Derived from `get_processes`; adapters may override it with one query.
+        """
+        f = process_filter or ProcessFilter()
+        app_id: int | None = None
+        if f.app is not None:
+            app = self.get_app_by_name(f.app)
+            if app is None:
+                return iter(())
+            app_id = app.id
+        found = [p for p in self.get_processes(app_id, f.since, f.until) if process_matches(f, p)]
+        found.sort(key=lambda p: (-p.run_ts, -p.id))
+        return iter(found if f.limit is None else found[: f.limit])
+
+    def query_trace_groups(self, event_filter: EventFilter | None = None) -> list[TraceGroup]:
+        """Events with a stack trace or an exception, one group per (exception type, stack trace).
+
+        With ``event_filter.errors``, only events with an exception count. Most
+        frequent first; the filter's limit caps the number of groups. Derived
+        from `query_events`; adapters for large stores override it.
+        """
+        f = event_filter or EventFilter()
+        return group_traces(self.query_events(replace(f, limit=None)), f.errors, f.limit)
+
+    def query_daily_counts(self, event_filter: EventFilter | None = None) -> list[DailyCount]:
+        """Events per UTC day, app, app version and environment, newest day first.
+
+        Derived from `query_events`; adapters for large stores override it.
+        """
+        f = event_filter or EventFilter()
+        return count_daily(self.query_events(replace(f, limit=None)), f.limit)
+
+    def prune(self, before_ts: float, *, dry_run: bool = False, batch_size: int = 5000) -> PruneReport:
+        """Delete events older than `before_ts` and what only they used; report what went.
+
+        Data rows of those events, stack traces (and frames) no remaining event
+        uses, and processes that started before `before_ts` and have no events
+        left are deleted too. With `dry_run` nothing is deleted and the report
+        says what would be. Adapters delete in batches of `batch_size` events,
+        one transaction each, so that writers are not locked out for long.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement prune(); see docs/stores.md, section Queries."
+        )
 
     def close(self) -> None:  # noqa: B027 - a store with nothing to release needs no override
         """Release connections; the store must not be used afterwards."""

@@ -5,6 +5,16 @@ database is at our version) costs two small queries. Otherwise it takes a
 database-wide lock, so that many processes starting at once against a fresh
 or old database do the work once, and then creates what is missing: tables,
 columns, indexes, and finally the version row.
+
+Upgrades, each step checking first so that a run interrupted on MySQL (whose
+DDL cannot be rolled back) is finished by the next one:
+
+- from pycodewake 0.2 (version 0): its columns and indexes, its app versions
+  repaired, then everything schema 1 to 2 does;
+- from 1 to 2: the copies of app, version and environment on ``events`` and
+  of the time on ``events_data`` are added and filled in from the rows they
+  copy, the two indexes whose columns changed are made again, and
+  ``event_counts`` is created and counted from ``events``.
 """
 
 from __future__ import annotations
@@ -17,11 +27,15 @@ import sqlalchemy as sa
 
 from code_wake.errors import StoreError
 
+from ._counts import rebuild_counts, upsert_statement
 from .schema import (
     ADDED_COLUMNS,
+    CHANGED_INDEXES,
     MYSQL_DIALECTS,
     SCHEMA_VERSION,
     app_vsns,
+    events,
+    events_data,
     metadata,
     processes,
     schema_version,
@@ -40,8 +54,9 @@ def ensure_schema(connect: Callable[[], sa.Connection], where: str) -> None:
         if _check_version(conn, where) == SCHEMA_VERSION:
             return
     with connect() as conn, _schema_lock(conn):
-        if _check_version(conn, where) != SCHEMA_VERSION:
-            _create_or_upgrade(conn)
+        version = _check_version(conn, where)
+        if version != SCHEMA_VERSION:
+            _create_or_upgrade(conn, version)
         conn.commit()
 
 
@@ -85,19 +100,19 @@ def _schema_lock(conn: sa.Connection) -> Iterator[None]:
         yield
 
 
-def _create_or_upgrade(conn: sa.Connection) -> None:
+def _create_or_upgrade(conn: sa.Connection, version: int | None) -> None:
     """Create the schema in a new database, or complete an existing one; record the version."""
     if not set(sa.inspect(conn).get_table_names()) & set(metadata.tables):
         # A new database: everything at once, without a catalog query per object.
         metadata.create_all(conn, checkfirst=False)
     else:
-        _upgrade(conn)
+        _upgrade(conn, version or 0)
     conn.execute(sa.delete(schema_version))
     conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
 
 
-def _upgrade(conn: sa.Connection) -> None:
-    """Add what an existing database lacks; on a pycodewake database, also repair its versions.
+def _upgrade(conn: sa.Connection, version: int) -> None:
+    """Add what an existing database at `version` lacks; on a pycodewake database, also repair its versions.
 
     Every step checks first, so a run interrupted on MySQL (whose DDL cannot
     be rolled back) is finished by the next one.
@@ -108,6 +123,10 @@ def _upgrade(conn: sa.Connection) -> None:
         if column.name not in {c["name"] for c in inspector.get_columns(column.table.name)}:
             _add_column(conn, column)
     existing = _index_names(conn)
+    if version < 2:
+        for table_name, index_name in CHANGED_INDEXES:
+            if index_name in existing and not _replace_index(conn, table_name, index_name):
+                existing.discard(index_name)
     if _VSN_INDEX not in existing:
         # Only a pycodewake database lacks it: one row per (app, version) first.
         _merge_duplicate_versions(conn)
@@ -118,6 +137,58 @@ def _upgrade(conn: sa.Connection) -> None:
                 index.create(conn)
     if _VSN_INDEX not in existing:
         _repair_cross_app_versions(conn)
+    if version < 2:
+        # After the version repair: events copy their process's (repaired) version.
+        _fill_copied_columns(conn)
+        rebuild_counts(conn, upsert_statement(conn.dialect))
+
+
+def _replace_index(conn: sa.Connection, table_name: str, index_name: str) -> bool:
+    """Drop an index whose columns changed; on MySQL swap in the new one too. True if it was swapped in.
+
+    MySQL refuses to drop the only index a foreign key can use (events.stacktrace_id's),
+    but accepts dropping and adding it in one ALTER TABLE.
+    """
+    preparer = conn.dialect.identifier_preparer
+    table, name = preparer.quote(table_name), preparer.quote(index_name)
+    if conn.dialect.name not in MYSQL_DIALECTS:
+        conn.exec_driver_sql(f"DROP INDEX {name}")
+        return False
+    definitions = [ix for ix in metadata.tables[table_name].indexes if ix.name == index_name]
+    if len(definitions) != 1:
+        # One definition per dialect (the data index): no foreign key needs it, drop it alone.
+        conn.exec_driver_sql(f"DROP INDEX {name} ON {table}")
+        return False
+    create = str(sa.schema.CreateIndex(definitions[0]).compile(dialect=conn.dialect))
+    columns = create[create.index("(", create.index(" ON ")) :]
+    conn.exec_driver_sql(f"ALTER TABLE {table} DROP INDEX {name}, ADD INDEX {name} {columns}")
+    return True
+
+
+def _fill_copied_columns(conn: sa.Connection) -> None:
+    """Give old events their process's app, version and environment, and old data rows their event's time."""
+    owner = processes.alias("owner")
+
+    def of_owner(column: str) -> sa.ScalarSelect[Any]:
+        return sa.select(owner.c[column]).where(owner.c.id == events.c.process_id).scalar_subquery()
+
+    conn.execute(
+        sa.update(events)
+        .where(events.c.app_id.is_(None))
+        .values(
+            app_id=of_owner("app_id"),
+            app_vsn_id=of_owner("app_vsn_id"),
+            environment_id=of_owner("environment_id"),
+        )
+    )
+    event = events.alias("event")
+    conn.execute(
+        sa.update(events_data)
+        .where(events_data.c.when_ts.is_(None))
+        .values(
+            when_ts=sa.select(event.c.when_ts).where(event.c.id == events_data.c.event_id).scalar_subquery()
+        )
+    )
 
 
 def _add_column(conn: sa.Connection, column: sa.Column[Any]) -> None:

@@ -4,7 +4,13 @@ The eight tables and their columns are the original's, so a database it wrote
 opens here (see `code_wake_sql14_store._migrate`). Added: the function name of
 a stack frame, the exception type and message of an event, versions unique per
 app, the secondary indexes the original declared but never created, and the
-``code_wake_schema`` table recording the schema version.
+``code_wake_schema`` table recording the schema version (1). Schema 2 added,
+for the analysis queries: copies of the process's app, version and
+environment on each event and of the event's time on each data row (so that
+one index serves a filter and the newest-first order together), and the
+``event_counts`` summary table (events per hour and per day, by app, version,
+environment, stack trace and exception type) that trace groups and daily
+counts read instead of every event.
 
 Types are chosen to mean the same on SQLite, PostgreSQL and MySQL/MariaDB:
 timestamps are double precision (MySQL's FLOAT is single precision, which
@@ -21,6 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 __all__ = [
+    "ALL_TIME",
+    "COUNT_SPANS",
     "LONG_TEXT_LIMIT",
     "MYSQL_DIALECTS",
     "NAME_LENGTH",
@@ -30,6 +38,7 @@ __all__ = [
     "app_vsns",
     "apps",
     "environments",
+    "event_counts",
     "events",
     "events_data",
     "metadata",
@@ -39,8 +48,8 @@ __all__ = [
     "stacktraces",
 ]
 
-SCHEMA_VERSION = 1
-"""The schema this code writes; 0 is pycodewake 0.2's (no version table)."""
+SCHEMA_VERSION = 2
+"""The schema this code writes; 0 is pycodewake 0.2's (no version table), 1 had no event_counts."""
 
 NAME_LENGTH = 255
 """Characters of an indexed string (names, versions, data keys, exception types); longer ones are cut."""
@@ -167,10 +176,19 @@ events = sa.Table(
     sa.Column("stacktrace_id", sa.Integer, sa.ForeignKey("stacktraces.id")),
     sa.Column("exc_type", Name),
     sa.Column("exc_message", LongText),
+    # Copies of the process's (schema 2), so that a filter by app, version or environment
+    # is one index range in time order. No foreign keys: the process's own cover them,
+    # and each would cost a lookup per inserted event.
+    sa.Column("app_id", sa.Integer),
+    sa.Column("app_vsn_id", sa.Integer),
+    sa.Column("environment_id", sa.Integer),
     sa.Index("ix_events_process_id_when_ts", "process_id", "when_ts"),
     sa.Index("ix_events_when_ts", "when_ts"),
-    sa.Index("ix_events_stacktrace_id", "stacktrace_id"),
+    sa.Index("ix_events_stacktrace_id", "stacktrace_id", "when_ts"),
     sa.Index("ix_events_exc_type_when_ts", "exc_type", "when_ts"),
+    sa.Index("ix_events_app_id_when_ts", "app_id", "when_ts"),
+    sa.Index("ix_events_app_vsn_id_when_ts", "app_vsn_id", "when_ts"),
+    sa.Index("ix_events_environment_id_when_ts", "environment_id", "when_ts"),
     **_MYSQL_TABLE,
 )
 
@@ -181,9 +199,43 @@ events_data = sa.Table(
     sa.Column("key", Name, nullable=False),
     sa.Column("val", LongText),
     sa.Column("event_id", Id, sa.ForeignKey("events.id"), nullable=False),
+    # The event's time (schema 2): the (key, value) index holds it, so that the
+    # newest events carrying a term come first from the index, without a sort.
+    sa.Column("when_ts", Timestamp),
     sa.Index("ix_events_data_event_id", "event_id"),
     **_MYSQL_TABLE,
 )
+
+ALL_TIME = 0
+"""The `event_counts` span of the rows that count all of time (their ``bucket_ts`` is 0)."""
+
+COUNT_SPANS = (86_400, 3_600)
+"""The bucket sizes of `event_counts`, in seconds: UTC days and hours, largest first."""
+
+event_counts = sa.Table(
+    "event_counts",
+    metadata,
+    # One row per bucket (an hour or a day, `span` seconds from `bucket_ts`; or all of
+    # time, span 0) and per app, version, environment, stack trace and exception type.
+    # "None" is 0 (ids) or "" (type): a NULL in a key would make every row with it distinct.
+    sa.Column("span", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("bucket_ts", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("app_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("app_vsn_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("environment_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("stacktrace_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("exc_type", Name, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("first_ts", Timestamp, nullable=False),
+    sa.Column("last_ts", Timestamp, nullable=False),
+    sa.Column("last_event_id", Id, nullable=False),
+    # The questions of someone paged: one app version in one environment, since yesterday.
+    sa.Index("ix_event_counts_scope", "span", "app_id", "app_vsn_id", "environment_id", "bucket_ts"),
+    # Clustered on the key on SQLite too (as InnoDB is): a time range is one contiguous read.
+    sqlite_with_rowid=False,
+    **_MYSQL_TABLE,
+)
+"""Events counted per hour, per day and in all; kept in step with `events` by the store (schema 2)."""
 
 schema_version = sa.Table(
     "code_wake_schema",
@@ -221,15 +273,20 @@ def _is_not_mysql(
 # One index name, two definitions; each dialect creates the one that fits it.
 # MySQL/MariaDB cannot index TEXT without a prefix length (and MariaDB has no
 # expression indexes): a prefix index, which MySQL uses for ``val = ?`` itself.
+# Time and event id follow (schema 2): the events carrying a term, newest first.
 sa.Index(
     "ix_events_data_key_val",
     events_data.c.key,
     val_prefix(events_data.c.val),
+    events_data.c.when_ts,
+    events_data.c.event_id,
 ).ddl_if(callable_=_is_not_mysql)
 sa.Index(
     "ix_events_data_key_val",
     events_data.c.key,
     events_data.c.val,
+    events_data.c.when_ts,
+    events_data.c.event_id,
     mysql_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
     mariadb_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
 ).ddl_if(callable_=_is_mysql)
@@ -238,5 +295,15 @@ ADDED_COLUMNS: tuple[sa.Column[Any], ...] = (
     stackframes.c.function,
     events.c.exc_type,
     events.c.exc_message,
+    events.c.app_id,
+    events.c.app_vsn_id,
+    events.c.environment_id,
+    events_data.c.when_ts,
 )
-"""Columns pycodewake 0.2's tables lack; opening its database adds them."""
+"""Columns older databases lack (pycodewake 0.2's all of them, schema 1 the last four); opening adds them."""
+
+CHANGED_INDEXES: tuple[tuple[str, str], ...] = (
+    ("events_data", "ix_events_data_key_val"),
+    ("events", "ix_events_stacktrace_id"),
+)
+"""(table, index) whose columns schema 2 changed: an older database's are dropped and made again."""

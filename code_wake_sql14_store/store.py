@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -10,8 +11,18 @@ from typing import Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 
+from code_wake._fork import ForkGuard
 from code_wake.errors import StoreError
 from code_wake.event import PendingEvent, data_digest
+from code_wake.query import (
+    DailyCount,
+    EventFilter,
+    ProcessFilter,
+    PruneReport,
+    TraceGroup,
+    daily_order,
+    day_of,
+)
 from code_wake.records import (
     AppRecord,
     AppVsnRecord,
@@ -26,9 +37,13 @@ from code_wake.records import (
 from code_wake.stack_trace import ResolvedTrace, resolve_frames
 from code_wake.store import HasProcessInfo, Store, process_info_of
 
+from . import _prune
+from ._analysis import DailyTotals, GroupPart, GroupTally, Scope, distinct_rows, merge_groups, time_range
 from ._cache import BoundedCache
+from ._counts import CountRow, Segment, add_counts, segments, upsert_statement
 from ._engine import build_engine, is_memory_sqlite, masked, parse_url, translate_error, unavailable
 from ._migrate import ensure_schema
+from ._sqlite_batch import insert_many
 from .schema import (
     LONG_TEXT_LIMIT,
     MYSQL_DIALECTS,
@@ -37,6 +52,7 @@ from .schema import (
     app_vsns,
     apps,
     environments,
+    event_counts,
     events,
     events_data,
     processes,
@@ -48,9 +64,14 @@ from .schema import (
 __all__ = ["Sql14Store"]
 
 _T = TypeVar("_T")
+_N = TypeVar("_N", AppRecord, EnvironmentRecord)
+_V = TypeVar("_V")
 
 _Row: TypeAlias = Any
 """A result row; SQLAlchemy 2.1 types rows by their column tuple, which varies by query."""
+
+_Loader: TypeAlias = Callable[[sa.Connection, Sequence[int]], Iterable[tuple[int, _V]]]
+"""Reads the records of a chunk of ids, as (id, record) pairs."""
 
 _CACHE_SIZE = 1024
 """Entries per lookup cache (apps, versions, environments, processes, stack traces)."""
@@ -63,6 +84,9 @@ _PROBE_LIMIT = 1000
 
 _RACE_ATTEMPTS = 5
 """Get-or-create tries before giving up on a row other processes keep racing for."""
+
+_PAGE = 500
+"""Events (or processes) fetched per query while a query's results are streamed."""
 
 # Statements are built once; SQLAlchemy caches their compiled form by statement.
 _INSERT_EVENT = sa.insert(events)
@@ -131,18 +155,27 @@ class Sql14Store(Store):
         self._engine = build_engine(self._url, engine_kwargs)
         self._mysql = self._engine.dialect.name in MYSQL_DIALECTS
         self._sqlite = self._engine.dialect.name == "sqlite"
+        self._postgresql = self._engine.dialect.name == "postgresql"
         self._memory = is_memory_sqlite(self._url)
         # A memory database is one shared DBAPI connection (StaticPool): one user at a time.
         self._lock: AbstractContextManager[Any] = threading.Lock() if self._memory else nullcontext()
         self._schema_lock = threading.Lock()
+        self._fork_guard = ForkGuard()
         self._ready = False
         self._closed = False
         self._returning_many = False
+        self._upsert_counts: sa.Executable | None = upsert_statement(self._engine.dialect)
         self._apps: BoundedCache[str, AppRecord] = BoundedCache(_CACHE_SIZE)
         self._vsns: BoundedCache[tuple[int, str], AppVsnRecord] = BoundedCache(_CACHE_SIZE)
         self._environments: BoundedCache[str, EnvironmentRecord] = BoundedCache(_CACHE_SIZE)
         self._processes: BoundedCache[int, ProcessRecord] = BoundedCache(_CACHE_SIZE)
         self._traces: BoundedCache[bytes, StacktraceRecord] = BoundedCache(_CACHE_SIZE)
+        # By id, for reading: apps, versions and environments are never deleted; a trace
+        # id is never reused (prune keeps the newest), and this store forgets what it prunes.
+        self._trace_ids: BoundedCache[int, StacktraceRecord] = BoundedCache(_CACHE_SIZE)
+        self._app_ids: BoundedCache[int, AppRecord] = BoundedCache(_CACHE_SIZE)
+        self._vsn_ids: BoundedCache[int, AppVsnRecord] = BoundedCache(_CACHE_SIZE)
+        self._env_ids: BoundedCache[int, EnvironmentRecord] = BoundedCache(_CACHE_SIZE)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._where!r})"
@@ -157,11 +190,24 @@ class Sql14Store(Store):
         self._closed = True
         self._engine.dispose()
 
+    def _caches(self) -> tuple[BoundedCache[Any, Any], ...]:
+        return (
+            self._apps,
+            self._vsns,
+            self._environments,
+            self._processes,
+            self._traces,
+            self._trace_ids,
+            self._app_ids,
+            self._vsn_ids,
+            self._env_ids,
+        )
+
     def _after_fork_in_child(self) -> None:
         """A forked child gets its own connections, and locks no parent thread can hold."""
         super()._after_fork_in_child()
         self._schema_lock = threading.Lock()
-        for cache in (self._apps, self._vsns, self._environments, self._processes, self._traces):
+        for cache in self._caches():
             cache.after_fork()
         if self._memory:
             # The child's copy of the memory database lives in the inherited connection.
@@ -182,16 +228,16 @@ class Sql14Store(Store):
             owners = [self.resolve_process(event.process) for event in events]
             traces = self._traces_for(events)
             datas = [_clip_data(event.data) for event in events]
-            rows = [_event_row(e, p, t) for e, p, t in zip(events, owners, traces, strict=True)]
-            with self._begin() as conn:
-                ids = self._insert_event_rows(conn, rows)
-                data_rows = [
-                    {"event_id": event_id, "key": item.key, "val": item.val}
-                    for event_id, data in zip(ids, datas, strict=True)
-                    for item in data
-                ]
-                if data_rows:
-                    conn.execute(_INSERT_DATA, data_rows)
+            try:
+                ids, rows = self._write_batch(events, owners, traces, datas)
+            except sa.exc.IntegrityError:
+                # A prune may have removed a process or stack trace this store still
+                # knows (a quiet, long-running process; a trace last seen long ago).
+                # Store them again and try once more; any other violation raises again.
+                if not self._restore_references(owners, traces):
+                    raise
+                traces = self._traces_for(events)
+                ids, rows = self._write_batch(events, owners, traces, datas)
         return [
             EventRecord(
                 id=event_id,
@@ -205,6 +251,81 @@ class Sql14Store(Store):
             )
             for event_id, row, owner, data, trace in zip(ids, rows, owners, datas, traces, strict=True)
         ]
+
+    def _write_batch(
+        self,
+        events: Sequence[PendingEvent],
+        owners: Sequence[ProcessRecord],
+        traces: Sequence[StacktraceRecord | None],
+        datas: Sequence[tuple[DataItem, ...]],
+    ) -> tuple[list[int], list[dict[str, Any]]]:
+        """The batch's one transaction: events, their data, their counts. Retried after a deadlock."""
+        rows = [_event_row(e, p, t) for e, p, t in zip(events, owners, traces, strict=True)]
+        attempt = 0
+        while True:
+            try:
+                with self._begin() as conn:
+                    ids = self._insert_event_rows(conn, rows)
+                    data_rows = [
+                        {"event_id": event_id, "key": item.key, "val": item.val, "when_ts": row["when_ts"]}
+                        for event_id, row, data in zip(ids, rows, datas, strict=True)
+                        for item in data
+                    ]
+                    if data_rows and self._sqlite:
+                        insert_many(conn, "events_data", data_rows)
+                    elif data_rows:
+                        conn.execute(_INSERT_DATA, data_rows)
+                    add_counts(conn, self._upsert_counts, _count_rows(ids, rows))
+                return ids, rows
+            except sa.exc.DBAPIError as exc:
+                # Summary rows are shared: concurrent batches can deadlock on MySQL's gap
+                # locks. The loser's transaction was rolled back whole; it can run again.
+                attempt += 1
+                if attempt >= _RACE_ATTEMPTS or isinstance(exc, sa.exc.IntegrityError) or not _lost_race(exc):
+                    raise
+
+    def _restore_references(
+        self, owners: Sequence[ProcessRecord], traces: Sequence[StacktraceRecord | None]
+    ) -> bool:
+        """Store again the processes and traces of a batch that a prune removed; False if none was."""
+        process_ids = sorted({owner.id for owner in owners})
+        trace_ids = sorted({trace.id for trace in traces if trace is not None})
+        with self._connect() as conn:
+            present_processes = _present(conn, processes.c.id, process_ids)
+            present_traces = _present(conn, stacktraces.c.id, trace_ids)
+        missing = {owner.id: owner for owner in owners if owner.id not in present_processes}
+        if not missing and len(present_traces) == len(trace_ids):
+            return False
+        if len(present_traces) < len(trace_ids):
+            # Forget every cached trace: the next lookup by digest finds, or stores, the current row.
+            self._traces.clear()
+            self._trace_ids.clear()
+        for owner in missing.values():
+            self._restore_process(owner)
+        return True
+
+    def _restore_process(self, owner: ProcessRecord) -> None:
+        """Insert a pruned process again, under its old id (events and Process objects hold it).
+
+        The id cannot have been given to another process: prune always keeps the
+        newest process, so SQLite never hands a removed id out again.
+        """
+        values = {
+            "id": owner.id,
+            "pid": owner.pid,
+            "username": owner.username,
+            "fqdn": owner.fqdn,
+            "exe_path": owner.exe_path,
+            "run_ts": owner.run_ts,
+            "app_id": owner.app.id,
+            "app_vsn_id": None if owner.app_vsn is None else owner.app_vsn.id,
+            "environment_id": None if owner.environment is None else owner.environment.id,
+        }
+        try:
+            with self._begin() as conn:
+                conn.execute(_INSERT_PROCESS, values)
+        except sa.exc.IntegrityError:
+            pass  # another thread or process put it back first
 
     def insert_process(self, process: ProcessInfo | HasProcessInfo) -> ProcessRecord:
         """Register a process, creating its app, app version and environment as needed."""
@@ -318,6 +439,489 @@ class Sql14Store(Store):
                 terms = self._most_selective_first(conn, terms)
             return self._load_events(conn, self._data_conditions(terms, process_id))
 
+    # -- queries for analysis ----------------------------------------------------------------
+
+    def query_events(self, event_filter: EventFilter | None = None) -> Iterator[EventRecord]:
+        """Events matching the filter, newest first (ties: higher id first), fetched a page at a time.
+
+        Pages follow each other by keyset (time and id of the last event), each
+        on a connection of its own, so nothing is held open between pages.
+        Without data terms the scan runs on the events index that fits the
+        filter; with terms, on the (key, value, time) index of the rarest term.
+        """
+        return self._event_pages(event_filter or EventFilter())
+
+    def _event_pages(self, f: EventFilter) -> Iterator[EventRecord]:
+        plan: list[tuple[Scope | None, list[tuple[str, str | None]]]] = []
+        previous: list[int | None] = [None]  # the id of the last row read
+
+        def build(conn: sa.Connection, cursor: tuple[Any, int] | None, size: int) -> sa.Select[Any] | None:
+            if not plan:
+                # On the first page's connection: names to ids, the rarest term first.
+                terms = list(f.terms)
+                plan.append(
+                    (
+                        self._scope(conn, f),
+                        self._most_selective_first(conn, terms) if len(terms) > 1 else terms,
+                    )
+                )
+            scope, terms = plan[0]
+            return None if scope is None else self._events_page(f, scope, terms, cursor, size)
+
+        def convert(conn: sa.Connection, rows: Sequence[_Row]) -> list[EventRecord]:
+            # A term matched twice in one event gives adjacent rows: one record each.
+            fresh = distinct_rows(rows, previous[0])
+            previous[0] = rows[-1].id
+            return self._records_for(conn, fresh)
+
+        return self._pages("query events", build, convert, f.limit)
+
+    def _pages(
+        self,
+        operation: str,
+        build: Callable[[sa.Connection, tuple[Any, int] | None, int], sa.Select[Any] | None],
+        convert: Callable[[sa.Connection, Sequence[_Row]], Sequence[_T]],
+        limit: int | None,
+    ) -> Iterator[_T]:
+        """Records of keyset pages: `build` makes the query after a (sort_ts, id) cursor (None: no answer)."""
+        remaining = limit
+        cursor: tuple[Any, int] | None = None
+        while remaining is None or remaining > 0:
+            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            with self._guard(operation), self._read() as conn:
+                query = build(conn, cursor, size)
+                rows = [] if query is None else conn.execute(query).all()
+                records = convert(conn, rows) if rows else []
+            # Yielded outside the connection: a consumer may take its time.
+            yield from records
+            if remaining is not None:
+                remaining -= len(records)
+            if len(rows) < size:
+                return
+            cursor = (rows[-1].sort_ts, rows[-1].id)
+
+    def _events_page(
+        self,
+        f: EventFilter,
+        scope: Scope,
+        terms: Sequence[tuple[str, str | None]],
+        cursor: tuple[Any, int] | None,
+        size: int,
+    ) -> sa.Select[Any]:
+        """One page of events, newest first, after `cursor`."""
+        if terms:
+            # Driven by the rarest term's index entries, which hold the time: newest first, no sort.
+            first = _term_row(0)
+            sort_ts, sort_id = first.c.when_ts, first.c.event_id
+            query = (
+                sa.select(events, sort_ts.label("sort_ts"))
+                .select_from(first.join(events, events.c.id == first.c.event_id))
+                .where(*self._term(first, *terms[0]))
+            )
+            for number, (key, val) in enumerate(terms[1:], start=1):
+                other = _term_row(number)
+                query = query.where(
+                    sa.exists().where(other.c.event_id == first.c.event_id, *self._term(other, key, val))
+                )
+        else:
+            sort_ts, sort_id = events.c.when_ts, events.c.id
+            query = sa.select(events, sort_ts.label("sort_ts"))
+        conditions = self._event_conditions(f, scope, indexed=not terms)
+        query = query.where(*conditions, *time_range(sort_ts, f.since, f.until))
+        if cursor is not None:
+            # Written so that every backend sees a range on the time column of the index.
+            query = query.where(sort_ts <= cursor[0], sa.or_(sort_ts < cursor[0], sort_id < cursor[1]))
+        return query.order_by(sort_ts.desc(), sort_id.desc()).limit(size)
+
+    def _event_conditions(
+        self, f: EventFilter, scope: Scope, table: sa.TableClause = events, indexed: bool = True
+    ) -> list[sa.ColumnElement[bool]]:
+        """The filter's conditions on ``events`` or ``event_counts`` (not time, not data terms).
+
+        `indexed` False: another index drives the query (a data term's), so on
+        SQLite none of these may be looked up through an events index.
+        """
+        summary = table is event_counts
+        equal: dict[str, Callable[[sa.ColumnElement[Any]], list[sa.ColumnElement[bool]]]] = {}
+        if f.process_id is not None and not summary:
+            equal["process_id"] = lambda c: [c == f.process_id]
+        if f.stacktrace_id is not None:
+            equal["stacktrace_id"] = lambda c: [c == f.stacktrace_id]
+        if f.exc_type is not None:
+            equal["exc_type"] = lambda c: self._equal(c, _clip(f.exc_type, NAME_LENGTH))
+        if scope.vsn_ids is not None:
+            vsn_ids = scope.vsn_ids
+            equal["app_vsn_id"] = lambda c: [c == vsn_ids[0] if len(vsn_ids) == 1 else c.in_(vsn_ids)]
+        if scope.app_id is not None:
+            equal["app_id"] = lambda c: [c == scope.app_id]
+        if scope.env_id is not None:
+            equal["environment_id"] = lambda c: [c == scope.env_id]
+        # SQLite keeps no statistics to choose among indexes by, and may scan a wide one
+        # (production's) for a narrow match: only the filter that is usually the narrowest
+        # (the order above) keeps its index; the others are checked per row.
+        steer = self._sqlite and not summary
+        driver = next(iter(equal), None) if indexed else None
+        found: list[sa.ColumnElement[bool]] = []
+        for name, condition in equal.items():
+            column = table.c[name]
+            found.extend(condition(_unindexed(column) if steer and name != driver else column))
+        if f.errors:
+            # Never through the exception-type index: every error, in no time order.
+            exc_type = _unindexed(table.c.exc_type) if steer else table.c.exc_type
+            found.append(exc_type != "" if summary else exc_type.is_not(None))
+        return found
+
+    def _scope(self, conn: sa.Connection, f: EventFilter | ProcessFilter) -> Scope | None:
+        """The filter's app, version and environment names as ids; None when one does not exist.
+
+        Names once found are cached (apps and environments are never deleted).
+        """
+        app_id = None
+        if f.app is not None:
+            app = self._known(conn, self._apps, apps, _clip(f.app, NAME_LENGTH), _app_record)
+            if app is None:
+                return None
+            app_id = app.id
+        vsn_ids = None
+        if f.vsn is not None:
+            vsn_ids = self._vsn_ids_named(conn, _clip(f.vsn, NAME_LENGTH), app_id)
+            if not vsn_ids:
+                return None
+        env_id = None
+        if f.env is not None:
+            name = _clip(f.env, NAME_LENGTH)
+            env = self._known(conn, self._environments, environments, name, _environment_record)
+            if env is None:
+                return None
+            env_id = env.id
+        return Scope(app_id, vsn_ids, env_id)
+
+    def _vsn_ids_named(self, conn: sa.Connection, vsn: str, app_id: int | None) -> tuple[int, ...]:
+        """The ids of version `vsn` of the app (cached), or of every app that has one."""
+        cached = None if app_id is None else self._vsns.get((app_id, vsn))
+        if cached is not None:
+            return (cached.id,)
+        query = _APP_VSN_QUERY.where(*self._equal(app_vsns.c.vsn, vsn))
+        if app_id is not None:
+            query = query.where(app_vsns.c.app_id == app_id)
+        records = [_app_vsn_record(row) for row in conn.execute(query).all()]
+        for record in records:
+            self._vsns.put((record.app.id, record.vsn), record)
+        return tuple(sorted(record.id for record in records))
+
+    def _known(
+        self,
+        conn: sa.Connection,
+        cache: BoundedCache[str, _N],
+        table: sa.Table,
+        name: str,
+        convert: Callable[[_Row], _N],
+    ) -> _N | None:
+        """The app or environment called `name`, from the cache or the table; never created."""
+        cached = cache.get(name)
+        if cached is not None:
+            return cached
+        row = conn.execute(sa.select(table).where(*self._equal(table.c.name, name))).first()
+        return None if row is None else cache.put(name, convert(row))
+
+    def query_processes(self, process_filter: ProcessFilter | None = None) -> Iterator[ProcessRecord]:
+        """Processes matching the filter, newest start first, fetched a page at a time."""
+        return self._process_pages(process_filter or ProcessFilter())
+
+    def _process_pages(self, f: ProcessFilter) -> Iterator[ProcessRecord]:
+        scopes: list[Scope | None] = []
+
+        def build(conn: sa.Connection, cursor: tuple[Any, int] | None, size: int) -> sa.Select[Any] | None:
+            if not scopes:
+                scopes.append(self._scope(conn, f))
+            scope = scopes[0]
+            if scope is None:
+                return None
+            run_ts = processes.c.run_ts
+            query = _PROCESS_QUERY.add_columns(run_ts.label("sort_ts")).where(
+                *scope.conditions(processes), *time_range(run_ts, f.since, f.until)
+            )
+            if cursor is not None:
+                query = query.where(
+                    run_ts <= cursor[0], sa.or_(run_ts < cursor[0], processes.c.id < cursor[1])
+                )
+            return query.order_by(run_ts.desc(), processes.c.id.desc()).limit(size)
+
+        def convert(conn: sa.Connection, rows: Sequence[_Row]) -> list[ProcessRecord]:
+            return [self._processes.put(row.id, _process_record(row)) for row in rows]
+
+        return self._pages("list processes", build, convert, f.limit)
+
+    def query_trace_groups(self, event_filter: EventFilter | None = None) -> list[TraceGroup]:
+        """Events with a stack trace or an exception, one group per (exception type, trace).
+
+        Whole days and hours of the time range come from ``event_counts``, its
+        ends (and any filter by process or data terms) from ``events``.
+        """
+        f = event_filter or EventFilter()
+        with self._guard("count trace groups"), self._read() as conn:
+            scope = self._scope(conn, f)
+            if scope is None:
+                return []
+            parts = [part for piece in self._pieces(f) for part in self._group_parts(conn, f, scope, piece)]
+            return self._trace_groups(conn, merge_groups(parts, f.limit))
+
+    def _pieces(self, f: EventFilter, whole: bool = True) -> list[Segment]:
+        """How to read the filter's time range: summary rows where they can answer, else events.
+
+        With `whole`, all of time is one piece (its own summary rows); daily
+        counts need days.
+        """
+        if f.by_process_or_data:
+            return (
+                [(None, f.since, f.until)] if f.since is None or f.until is None or f.since < f.until else []
+            )
+        return segments(f.since, f.until, whole=whole)
+
+    def _group_parts(
+        self, conn: sa.Connection, f: EventFilter, scope: Scope, piece: Segment
+    ) -> list[GroupPart]:
+        """One piece's groups: per (trace, type) the count, first and last seen, latest event, where seen.
+
+        Where seen comes as comma-separated ids, aggregated by the database, so
+        that a piece returns a row per group rather than per app version too.
+        """
+        span, since, until = piece
+        if span is None:
+            c = events.c
+            counts: tuple[sa.ColumnElement[Any], ...] = (
+                sa.func.count(),
+                sa.func.min(c.when_ts),
+                sa.func.max(c.when_ts),
+                sa.func.max(c.id),
+            )
+            query = sa.select(c.stacktrace_id, c.exc_type, *counts, *self._id_lists(c)).where(
+                *self._event_conditions(f, scope), *time_range(c.when_ts, since, until)
+            )
+            if not f.errors:
+                query = query.where(sa.or_(c.stacktrace_id.is_not(None), c.exc_type.is_not(None)))
+            if f.terms:
+                query = query.where(c.id.in_(self._carrying(list(f.terms))))
+        else:
+            c = event_counts.c
+            counts = (
+                sa.func.sum(c.n),
+                sa.func.min(c.first_ts),
+                sa.func.max(c.last_ts),
+                sa.func.max(c.last_event_id),
+            )
+            query = sa.select(c.stacktrace_id, c.exc_type, *counts, *self._id_lists(c)).where(
+                c.span == span,
+                sa.or_(c.stacktrace_id != 0, c.exc_type != ""),
+                *self._event_conditions(f, scope, event_counts),
+                *_bucket_range(c.bucket_ts, since, until),
+            )
+        self._prepare_id_lists(conn)
+        return [tuple(row) for row in conn.execute(query.group_by(c.stacktrace_id, c.exc_type)).all()]
+
+    def _id_lists(self, c: Any) -> tuple[sa.ColumnElement[Any], ...]:
+        """Aggregates: the distinct app, version and environment ids of a group, comma-separated."""
+        if self._engine.dialect.name == "postgresql":
+            comma: sa.ColumnElement[str] = sa.literal_column("','")
+            return tuple(
+                sa.func.string_agg(sa.distinct(sa.cast(column, sa.Text)), comma)
+                for column in _scope_columns(c)
+            )
+        return tuple(sa.func.group_concat(sa.distinct(column)) for column in _scope_columns(c))
+
+    def _prepare_id_lists(self, conn: sa.Connection) -> None:
+        """MySQL cuts GROUP_CONCAT at 1,024 bytes unless told otherwise (once per connection)."""
+        if self._mysql and not conn.info.get("code_wake_group_concat"):
+            conn.exec_driver_sql("SET SESSION group_concat_max_len = 4194304")
+            conn.info["code_wake_group_concat"] = True
+
+    def _trace_groups(self, conn: sa.Connection, tallies: Sequence[GroupTally]) -> list[TraceGroup]:
+        """The records of the chosen groups: traces, messages, apps, versions and environments."""
+        traces = self._load_traces(conn, {t.trace_id for t in tallies if t.trace_id is not None})
+        messages: dict[int, str | None] = {}
+        for chunk in _chunks(sorted({t.last_event_id for t in tallies})):
+            query = sa.select(events.c.id, events.c.exc_message).where(events.c.id.in_(chunk))
+            messages.update((int(row.id), row.exc_message) for row in conn.execute(query).all())
+        names = self._names(
+            conn, [t.app_ids for t in tallies], [t.vsn_ids for t in tallies], [t.env_ids for t in tallies]
+        )
+        return [
+            TraceGroup(
+                exc_type=t.exc_type,
+                stacktrace=None if t.trace_id is None else traces.get(t.trace_id),
+                count=t.count,
+                first_ts=t.first_ts,
+                last_ts=t.last_ts,
+                last_event_id=t.last_event_id,
+                message=messages.get(t.last_event_id),
+                apps=tuple(sorted((names.apps[i] for i in t.app_ids), key=lambda a: (a.name, a.id))),
+                app_vsns=tuple(
+                    sorted((names.vsns[i] for i in t.vsn_ids), key=lambda v: (v.app.name, v.vsn, v.id))
+                ),
+                environments=tuple(sorted((names.envs[i] for i in t.env_ids), key=lambda e: (e.name, e.id))),
+            )
+            for t in tallies
+        ]
+
+    def _names(
+        self,
+        conn: sa.Connection,
+        app_ids: Iterable[Iterable[int]],
+        vsn_ids: Iterable[Iterable[int]],
+        env_ids: Iterable[Iterable[int]],
+    ) -> _Names:
+        """The app, version and environment records of these ids: cached, else at most three queries."""
+
+        def rows(
+            query: sa.Select[Any], id_column: sa.Column[Any], convert: Callable[[_Row], _V]
+        ) -> _Loader[_V]:
+            return lambda conn, chunk: (
+                (row.id, convert(row)) for row in conn.execute(query.where(id_column.in_(chunk))).all()
+            )
+
+        return _Names(
+            apps=self._cached(
+                conn, self._app_ids, _flat(app_ids), rows(sa.select(apps), apps.c.id, _app_record)
+            ),
+            vsns=self._cached(
+                conn, self._vsn_ids, _flat(vsn_ids), rows(_APP_VSN_QUERY, app_vsns.c.id, _app_vsn_record)
+            ),
+            envs=self._cached(
+                conn,
+                self._env_ids,
+                _flat(env_ids),
+                rows(sa.select(environments), environments.c.id, _environment_record),
+            ),
+        )
+
+    def _cached(
+        self, conn: sa.Connection, cache: BoundedCache[int, _V], ids: Iterable[int], load: _Loader[_V]
+    ) -> dict[int, _V]:
+        """The records of these ids: from `cache` where it has them, the others through `load`, in chunks."""
+        found: dict[int, _V] = {}
+        missing: list[int] = []
+        for record_id in sorted(set(ids)):
+            cached = cache.get(record_id)
+            if cached is None:
+                missing.append(record_id)
+            else:
+                found[record_id] = cached
+        for chunk in _chunks(missing):
+            for record_id, record in load(conn, chunk):
+                found[record_id] = cache.put(record_id, record)
+        return found
+
+    def query_daily_counts(self, event_filter: EventFilter | None = None) -> list[DailyCount]:
+        """Events (and errors) per UTC day, app, version and environment, newest day first."""
+        f = event_filter or EventFilter()
+        with self._guard("count events per day"), self._read() as conn:
+            scope = self._scope(conn, f)
+            if scope is None:
+                return []
+            totals = DailyTotals()
+            for piece in self._pieces(f, whole=False):
+                self._add_daily(conn, f, scope, piece, totals)
+            names = self._names(conn, [totals.app_ids()], [totals.vsn_ids()], [totals.env_ids()])
+        rows = [
+            DailyCount(
+                day=day,
+                app=names.apps[app_id],
+                app_vsn=None if vsn_id is None else names.vsns[vsn_id],
+                environment=None if env_id is None else names.envs[env_id],
+                events=count,
+                errors=errors,
+            )
+            for (day, app_id, vsn_id, env_id), (count, errors) in totals.totals.items()
+        ]
+        rows.sort(key=daily_order)
+        return rows if f.limit is None else rows[: f.limit]
+
+    def _add_daily(
+        self, conn: sa.Connection, f: EventFilter, scope: Scope, piece: Segment, totals: DailyTotals
+    ) -> None:
+        span, since, until = piece
+        if span is None:
+            c = events.c
+            query = sa.select(
+                c.when_ts, c.app_id, c.app_vsn_id, c.environment_id, c.exc_type.is_not(None)
+            ).where(*self._event_conditions(f, scope), *time_range(c.when_ts, since, until))
+            if f.terms:
+                query = query.where(c.id.in_(self._carrying(list(f.terms))))
+            for when_ts, app_id, vsn_id, env_id, error in conn.execute(query):
+                totals.add(day_of(when_ts), app_id, vsn_id, env_id, 1, int(bool(error)))
+            return
+        k = event_counts.c
+        errors = sa.func.sum(sa.case((k.exc_type != "", k.n), else_=0))
+        scope_key = (k.bucket_ts, k.app_id, k.app_vsn_id, k.environment_id)
+        query = (
+            sa.select(*scope_key, sa.func.sum(k.n), errors)
+            .where(
+                k.span == span,
+                *self._event_conditions(f, scope, event_counts),
+                *_bucket_range(k.bucket_ts, since, until),
+            )
+            .group_by(*scope_key)
+        )
+        for row in conn.execute(query).all():
+            totals.add_bucket(*row)
+
+    def prune(self, before_ts: float, *, dry_run: bool = False, batch_size: int = 5000) -> PruneReport:
+        """Delete events older than `before_ts`, then what only they used; see `code_wake.Store.prune`.
+
+        Each batch of `batch_size` events (with their data rows) is one short
+        transaction, oldest first; then the summary rows of the pruned days
+        are dropped and the day of the cut is counted again; then stack
+        traces and processes nothing uses any more go, 500 per transaction.
+        The newest stack trace and process are always kept (SQLite would give
+        their ids to new rows while running programs still hold them).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size!r}.")
+        if dry_run:
+            with self._guard("count what a prune would delete"), self._read() as conn:
+                return PruneReport(before_ts, True, **_prune.count_prunable(conn, before_ts))
+        with self._guard("prune events"):
+            removed, data = self._prune_events(before_ts, batch_size)
+            with self._begin() as conn:
+                _prune.recount_after(conn, self._upsert_counts, before_ts)
+            traces, frames = self._prune_in_chunks(_prune.unused_traces, _prune.delete_traces)
+            idle, _ = self._prune_in_chunks(
+                lambda conn: _prune.prunable_processes(conn, before_ts),
+                lambda conn, ids: (_prune.delete_processes(conn, ids, before_ts), 0),
+            )
+        # This store forgets what it deleted; other stores find out when a write fails (see insert_events).
+        self._processes.clear()
+        self._traces.clear()
+        self._trace_ids.clear()
+        return PruneReport(before_ts, False, removed, data, traces, frames, idle)
+
+    def _prune_events(self, before_ts: float, batch_size: int) -> tuple[int, int]:
+        removed = data = 0
+        while True:
+            with self._connect() as conn:
+                ids = _prune.old_event_ids(conn, before_ts, batch_size)
+            if not ids:
+                return removed, data
+            with self._begin() as conn:
+                for chunk in _chunks(ids):
+                    gone, rows = _prune.delete_events(conn, chunk)
+                    removed, data = removed + gone, data + rows
+
+    def _prune_in_chunks(
+        self,
+        find: Callable[[sa.Connection], list[int]],
+        delete: Callable[[sa.Connection, Sequence[int]], tuple[int, int]],
+    ) -> tuple[int, int]:
+        """Find candidates, then delete them a chunk per transaction; the two counts added up."""
+        with self._connect() as conn:
+            candidates = find(conn)
+        first = second = 0
+        for chunk in _chunks(candidates):
+            with self._begin() as conn:
+                one, two = delete(conn, chunk)
+            first, second = first + one, second + two
+        return first, second
+
     # -- connections, transactions, errors -----------------------------------------------
 
     @contextmanager
@@ -339,9 +943,22 @@ class Sql14Store(Store):
 
     @contextmanager
     def _connect(self) -> Iterator[sa.Connection]:
-        self._ensure_schema()
-        with self._lock, self._checkout() as conn:
-            yield conn
+        # The fork guard: os.fork() waits for this to end (code_wake._fork says why).
+        with self._fork_guard:
+            self._ensure_schema()
+            with self._lock, self._checkout() as conn:
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        """A connection for the analysis queries.
+
+        On PostgreSQL in autocommit: no BEGIN and ROLLBACK round trips (a third
+        of a short query's time), and nothing lost, since each statement there
+        reads its own snapshot anyway (READ COMMITTED).
+        """
+        with self._connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT") if self._postgresql else conn
 
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
@@ -482,12 +1099,10 @@ class Sql14Store(Store):
             return [_new_id(conn.execute(_INSERT_EVENT, rows[0]))]
         if self._sqlite:
             # SQLAlchemy cannot batch an ordered INSERT .. RETURNING on SQLite (it sends
-            # one statement per row). A plain executemany is one driver call, and since
-            # the transaction holds SQLite's only write lock, each new rowid is the
-            # previous maximum plus one: the batch's ids are consecutive, ending at
-            # last_insert_rowid().
-            conn.execute(_INSERT_EVENT, rows)
-            last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+            # one statement per row). Multi-row INSERTs are few driver calls (see
+            # _sqlite_batch), and since the transaction holds SQLite's only write lock,
+            # the batch's ids are consecutive, ending at the last rowid.
+            last = insert_many(conn, "events", rows)
             return list(range(last - len(rows) + 1, last + 1))
         if self._returning_many:
             # "insertmanyvalues": few multi-row INSERT .. RETURNING statements, ids in our order.
@@ -561,13 +1176,14 @@ class Sql14Store(Store):
         Four queries whatever the number of events (more only past `_CHUNK`
         distinct ids of one kind), never one per event.
         """
-        rows = conn.execute(self._events_query(conditions)).all()
+        return self._records_for(conn, conn.execute(self._events_query(conditions)).all())
+
+    def _records_for(self, conn: sa.Connection, rows: Sequence[_Row]) -> list[EventRecord]:
+        """The records of these ``events`` rows, in their order, with data, traces and processes."""
         data: dict[int, tuple[DataItem, ...]] = {}
         for chunk in _chunks([row.id for row in rows]):
             data.update(_load_data(conn, chunk))
-        traces: dict[int, StacktraceRecord] = {}
-        for chunk in _chunks(sorted({row.stacktrace_id for row in rows if row.stacktrace_id is not None})):
-            traces.update(_select_traces(conn, stacktraces.c.id.in_(chunk)))
+        traces = self._load_traces(conn, {row.stacktrace_id for row in rows if row.stacktrace_id is not None})
         owners = self._load_processes(conn, sorted({row.process_id for row in rows}))
         return [
             _event_record(
@@ -596,22 +1212,65 @@ class Sql14Store(Store):
 
         return sorted(terms, key=matches)
 
-    def _load_processes(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, ProcessRecord]:
-        found: dict[int, ProcessRecord] = {}
-        wanted: list[int] = []
-        for process_id in ids:
-            cached = self._processes.get(process_id)
-            if cached is None:
-                wanted.append(process_id)
-            else:
-                found[process_id] = cached
-        for chunk in _chunks(wanted):
-            for row in conn.execute(_PROCESS_QUERY.where(processes.c.id.in_(chunk))):
-                found[row.id] = self._processes.put(row.id, _process_record(row))
-        return found
+    def _load_traces(self, conn: sa.Connection, ids: Iterable[int]) -> dict[int, StacktraceRecord]:
+        """The stack traces with these ids (with their frames), cached by id."""
+
+        def load(conn: sa.Connection, chunk: Sequence[int]) -> Iterable[tuple[int, StacktraceRecord]]:
+            return _select_traces(conn, stacktraces.c.id.in_(chunk)).items()
+
+        return self._cached(conn, self._trace_ids, ids, load)
+
+    def _load_processes(self, conn: sa.Connection, ids: Iterable[int]) -> dict[int, ProcessRecord]:
+        """The processes with these ids (with app, version and environment), cached by id."""
+
+        def load(conn: sa.Connection, chunk: Sequence[int]) -> Iterable[tuple[int, ProcessRecord]]:
+            query = _PROCESS_QUERY.where(processes.c.id.in_(chunk))
+            return ((row.id, _process_record(row)) for row in conn.execute(query).all())
+
+        return self._cached(conn, self._processes, ids, load)
 
 
 # -- rows and records ----------------------------------------------------------------------
+
+
+def _unindexed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """`column`, unchanged, in a form SQLite's planner cannot look up through an index."""
+    return sa.func.coalesce(column, column)
+
+
+@functools.lru_cache(maxsize=16)
+def _term_row(number: int) -> sa.FromClause:
+    """``events_data`` as the alias of data term `number` (made once: aliases are not free to build)."""
+    return events_data.alias(f"term{number}")
+
+
+def _flat(id_sets: Iterable[Iterable[int]]) -> set[int]:
+    return {i for ids in id_sets for i in ids}
+
+
+def _scope_columns(c: Any) -> tuple[sa.ColumnElement[Any], ...]:
+    """App, version and environment, on ``events`` or ``event_counts``."""
+    return (c.app_id, c.app_vsn_id, c.environment_id)
+
+
+def _bucket_range(
+    column: sa.ColumnElement[Any], since: float | None, until: float | None
+) -> list[sa.ColumnElement[bool]]:
+    """Buckets from `since` to `until`, which are bucket boundaries: compared as the integers they are.
+
+    PostgreSQL would compare a float bound to the integer column by casting the
+    column, and then not use the index.
+    """
+    return time_range(column, None if since is None else int(since), None if until is None else int(until))
+
+
+@dataclasses.dataclass
+class _Names:
+    """App, version and environment records by id."""
+
+    apps: dict[int, AppRecord] = dataclasses.field(default_factory=dict)
+    vsns: dict[int, AppVsnRecord] = dataclasses.field(default_factory=dict)
+    envs: dict[int, EnvironmentRecord] = dataclasses.field(default_factory=dict)
 
 
 def _clip(text: Any, limit: int) -> Any:
@@ -631,7 +1290,32 @@ def _event_row(event: PendingEvent, owner: ProcessRecord, trace: StacktraceRecor
         "stacktrace_id": None if trace is None else trace.id,
         "exc_type": _clip(event.exc_type, NAME_LENGTH),
         "exc_message": _clip(event.exc_message, LONG_TEXT_LIMIT),
+        "app_id": owner.app.id,
+        "app_vsn_id": None if owner.app_vsn is None else owner.app_vsn.id,
+        "environment_id": None if owner.environment is None else owner.environment.id,
     }
+
+
+def _count_rows(ids: Sequence[int], rows: Sequence[dict[str, Any]]) -> Iterator[CountRow]:
+    """What the summary counts of each event written."""
+    for event_id, row in zip(ids, rows, strict=True):
+        yield (
+            event_id,
+            row["when_ts"],
+            row["app_id"],
+            row["app_vsn_id"],
+            row["environment_id"],
+            row["stacktrace_id"],
+            row["exc_type"],
+        )
+
+
+def _present(conn: sa.Connection, column: sa.Column[Any], ids: Sequence[int]) -> set[int]:
+    """Those of `ids` that `column` (a primary key) holds."""
+    found: set[int] = set()
+    for chunk in _chunks(ids):
+        found.update(int(i) for i in conn.execute(sa.select(column).where(column.in_(chunk))).scalars())
+    return found
 
 
 def _frame_row(trace_id: int, frame: StackframeRecord) -> dict[str, Any]:
@@ -669,7 +1353,7 @@ def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
 def _select_traces(conn: sa.Connection, condition: sa.ColumnElement[bool]) -> dict[int, StacktraceRecord]:
     digests: dict[int, bytes] = {}
     frames: dict[int, list[StackframeRecord]] = {}
-    for row in conn.execute(_TRACE_QUERY.where(condition)):
+    for row in conn.execute(_TRACE_QUERY.where(condition)).all():
         digests.setdefault(row.id, bytes(row.digest))
         stored = frames.setdefault(row.id, [])
         if row.filename is not None:  # the outer join's row for a trace without frames
@@ -687,7 +1371,7 @@ def _load_data(conn: sa.Connection, event_ids: Sequence[int]) -> dict[int, tuple
         .order_by(events_data.c.event_id, events_data.c.id)
     )
     data: dict[int, list[DataItem]] = {}
-    for row in conn.execute(query):
+    for row in conn.execute(query).all():
         data.setdefault(row.event_id, []).append(DataItem(row.key, row.val))
     return {event_id: tuple(items) for event_id, items in data.items()}
 

@@ -49,6 +49,10 @@ def main() -> None:
     except RuntimeError as exc:
         proc.log({"demo_run": run, "event": "fault", "doing": "checkout"}, exc)
 
+    # The default store is queued: wait until what was logged is written before reading it back.
+    flush = getattr(proc.store, "flush", None)
+    if flush is not None:
+        flush(timeout=10)
     events = proc.store.get_events_by_data([("demo_run", run)])
     print(f"\nStored {len(events)} events for process {proc.id} ({proc.app.name}, pid {proc.pid}):")
     for event in events:

@@ -154,7 +154,7 @@ class TestSchema:
 
     @pytest.mark.mysql
     def test_mysql_indexes_data_by_prefix(self, mysql_url: str, opened: list[Sql14Store]) -> None:
-        """On MySQL/MariaDB the (key, value) index holds 191-character prefixes of both."""
+        """On MySQL/MariaDB the (key, value) index holds 191-character prefixes, then time and event id."""
         store = _open(opened, mysql_url)
         store.insert_process(process_info())
         with store.engine.connect() as conn:
@@ -162,7 +162,7 @@ class TestSchema:
                 "SHOW INDEX FROM events_data WHERE Key_name = 'ix_events_data_key_val'"
             )
             parts = [(row.Column_name, row.Sub_part) for row in rows]
-        assert parts == [("key", 191), ("val", 191)]
+        assert parts == [("key", 191), ("val", 191), ("when_ts", None), ("event_id", None)]
 
     @pytest.mark.mysql
     def test_mysql_tables_are_utf8mb4(self, mysql_url: str, opened: list[Sql14Store]) -> None:
@@ -190,10 +190,10 @@ class TestSchema:
         assert Sql14Store("mariadb://someone@127.0.0.1:1/db").engine.url.drivername == "mariadb+pymysql"
 
     def test_schema_version_row(self, db_url: str, opened: list[Sql14Store]) -> None:
-        """A new database records schema version 1, in one row."""
+        """A new database records the schema version, 2, in one row."""
         store = _open(opened, db_url)
         store.get_app_by_name("anything")
-        assert _scalars(store.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION] == [1]
+        assert _scalars(store.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION] == [2]
 
     def test_reopening_keeps_the_schema(self, db_url: str, opened: list[Sql14Store]) -> None:
         """A second store on the same database finds the schema and the data."""
@@ -201,7 +201,7 @@ class TestSchema:
         event = stored(first.insert_event(first.insert_process(process_info()), {"a": "b"}, sync=True))
         second = _open(opened, db_url)
         assert second.get_event_by_id(event.id) == event
-        assert _scalars(second.engine, "SELECT version FROM code_wake_schema") == [1]
+        assert _scalars(second.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION]
 
     def test_a_newer_schema_is_refused(self, sqlite_url: str, opened: list[Sql14Store]) -> None:
         """A database written by a newer code_wake raises StoreError saying so."""
@@ -211,7 +211,7 @@ class TestSchema:
             conn.exec_driver_sql("UPDATE code_wake_schema SET version = 99")
         engine.dispose()
         store = _open(opened, sqlite_url)
-        with pytest.raises(StoreError, match=r"schema version 99, newer than .* \(1\)"):
+        with pytest.raises(StoreError, match=r"schema version 99, newer than .* \(2\)"):
             store.get_app_by_name("anything")
         with pytest.raises(StoreError, match="newer"):
             store.insert_process(process_info())
@@ -459,7 +459,7 @@ class TestPycodewakeDatabase:
         assert {"exc_type", "exc_message"} <= {c["name"] for c in inspector.get_columns("events")}
         for table, expected in EXPECTED_INDEXES.items():
             assert expected <= _index_names(store.engine, table), table
-        assert _scalars(store.engine, "SELECT version FROM code_wake_schema") == [1]
+        assert _scalars(store.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION]
 
     def test_versions_are_given_back_to_their_app(self, store: Sql14Store) -> None:
         """billing's process, recorded with shop's 1.0 by the original, gets billing's own 1.0."""

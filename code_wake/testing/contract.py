@@ -25,19 +25,27 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import FrozenInstanceError
+from collections.abc import Iterator, Sequence
+from dataclasses import FrozenInstanceError, dataclass, replace
 from typing import Any
 
 import pytest
 
 from code_wake.errors import StoreError
 from code_wake.event import PendingEvent, data_digest
+from code_wake.query import (
+    EventFilter,
+    ProcessFilter,
+    count_daily,
+    event_matches,
+    group_traces,
+    newest_first,
+)
 from code_wake.records import DataItem, EventRecord, ProcessInfo, ProcessRecord, StacktraceRecord
-from code_wake.stack_trace import CAUSE_MARKER, CONTEXT_MARKER, bencode
+from code_wake.stack_trace import CAUSE_MARKER, CONTEXT_MARKER, RawFrame, bencode, trace_digest
 from code_wake.store import Store
 
-__all__ = ["StoreContract", "process_info", "stored", "trace_of"]
+__all__ = ["DAY0", "Scene", "StoreContract", "build_scene", "process_info", "stored", "trace_of"]
 
 APP = "contract_app"
 """The app name the suite's processes run under unless a test says otherwise."""
@@ -98,6 +106,158 @@ BAD_VALUES: dict[str, Any] = {
     "emoji": "party \U0001f389 time \U0001f600",
 }
 """Values that log calls get in real life, each of which must be stored (normalised), never raise."""
+
+
+# -- the scene the query tests look at ---------------------------------------------------------
+
+DAY0 = 1_700_006_400.0
+"""Midnight UTC on 2023-11-15: the first day of the query tests' scene."""
+
+HOUR = 3600.0
+
+
+def _frames(*frames: tuple[str, int, str, str]) -> tuple[RawFrame, ...]:
+    """A stack trace given outright (outermost first), source lines included."""
+    return tuple(RawFrame(filename, lineno, function, src) for filename, lineno, src, function in frames)
+
+
+TRACE_A = _frames(
+    ("shop/app.py", 10, "run()", "<module>"), ("shop/stock.py", 30, "raise ValueError(item)", "take")
+)
+TRACE_B = _frames(
+    ("shop/app.py", 10, "run()", "<module>"), ("shop/price.py", 44, "raise ValueError(price)", "quote")
+)
+TRACE_C = _frames(("shop/report.py", 7, "log_report()", "<module>"))
+TRACE_D = _frames(("cron/job.py", 5, "raise KeyError(name)", "main"))
+
+_PROCESSES = {
+    # name: (app, version, environment, start time)
+    "cron": ("cron", None, None, DAY0 - 3600),
+    "idle_old": ("shop", "1.0", "production", DAY0 - 5000),
+    "shop10_prod": ("shop", "1.0", "production", DAY0 - 7200),
+    "shop11_prod": ("shop", "1.1", "production", DAY0 - 7100),
+    "shop11_stag": ("shop", "1.1", "staging", DAY0 - 7000),
+    "bill10_prod": ("billing", "1.0", "production", DAY0 - 6900),
+    "idle_new": ("shop", "1.1", "production", DAY0 + 60 * HOUR),
+}
+_CYCLE = ("shop10_prod", "shop11_prod", "shop11_stag", "bill10_prod")
+SCENE_SIZE = 48
+"""Events in the scene: one every 90 minutes over three days."""
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What `build_scene` stored: processes by name, events in the order written."""
+
+    processes: dict[str, ProcessRecord]
+    events: list[EventRecord]
+
+    def expected(self, event_filter: EventFilter) -> list[EventRecord]:
+        """The events a query with `event_filter` must answer, computed in Python."""
+        found = sorted((e for e in self.events if event_matches(event_filter, e)), key=newest_first)
+        return found if event_filter.limit is None else found[: event_filter.limit]
+
+
+def _scene_event(store: Store, n: int, processes: dict[str, ProcessRecord]) -> PendingEvent:
+    """Event `n` of the scene: who logged it, when, with what data, exception and trace."""
+    owner = "cron" if n < 12 and n % 3 == 0 else _CYCLE[n // 4 % 4]
+    when = DAY0 + n * 5400 + (n % 3) * 7.25
+    if n == 31:
+        when = DAY0 + 30 * 5400  # the same time as event 30: ties are ordered by id
+    data: list[tuple[str, str | None]] = [("customer", f"c{n % 3}"), ("n", str(n))]
+    if n == 5:
+        data.append(("note", None))
+    exc: BaseException | None = None
+    frames: tuple[RawFrame, ...] | None = None
+    if owner == "cron":
+        exc, frames = KeyError(f"job{n}"), TRACE_D
+    elif n % 4 == 1:
+        exc, frames = ValueError(f"bad item {n}"), TRACE_A
+    elif n % 8 == 2:
+        exc, frames = ValueError(f"bad price {n}"), TRACE_B
+    elif n % 4 == 2:
+        exc = RuntimeError(f"no trace {n}")
+    elif n % 4 == 3:
+        frames = TRACE_C
+    event = "fault" if exc is not None else "report" if frames is not None else "order"
+    data.insert(0, ("event", event))
+    return store.event_policy.build(processes[owner].id, data, exc=exc, when_ts=when, frames=frames)
+
+
+def build_scene(store: Store) -> Scene:
+    """Store the query tests' scene: seven processes of three apps, 48 events over three days.
+
+    Apps shop (1.0 and 1.1, production and staging), billing 1.0 (production)
+    and cron (no version, no environment); processes "idle_old" (started
+    before the first event) and "idle_new" (started on the third day) log
+    nothing. Events carry ``event``, ``customer`` (c0..c2) and ``n``; errors
+    are ValueErrors with two traces, RuntimeErrors without a trace and (only
+    from cron, only in the first 18 hours) KeyErrors; some events carry a
+    caller trace and no exception.
+    """
+    processes = {
+        name: store.insert_process(
+            process_info(app_name=app, app_vsn=vsn, env_name=env, run_ts=run_ts, pid=1000 + number)
+        )
+        for number, (name, (app, vsn, env, run_ts)) in enumerate(_PROCESSES.items())
+    }
+    events = store.insert_events([_scene_event(store, n, processes) for n in range(SCENE_SIZE)])
+    return Scene(processes, events)
+
+
+def _trace_id(scene: Scene, frames: tuple[RawFrame, ...]) -> int:
+    """The id under which the scene's events share `frames`."""
+    digest = trace_digest(frames)
+    return next(
+        e.stacktrace.id for e in scene.events if e.stacktrace is not None and e.stacktrace.digest == digest
+    )
+
+
+def _filter_cases(scene: Scene) -> dict[str, EventFilter]:
+    """Filters that each select some, but not all, of the scene's events."""
+    shop11 = scene.processes["shop11_prod"].id
+    trace_a = _trace_id(scene, TRACE_A)
+    return {
+        "one data term": EventFilter(where={"customer": "c1"}),
+        "two data terms": EventFilter(where=[("customer", "c1"), ("event", "fault")]),
+        "a null value": EventFilter(where=[("note", None)]),
+        "app": EventFilter(app="shop"),
+        "version of any app": EventFilter(vsn="1.0"),
+        "app and version": EventFilter(app="shop", vsn="1.1"),
+        "environment": EventFilter(env="staging"),
+        "process": EventFilter(process_id=shop11),
+        "exception type": EventFilter(exc_type="ValueError"),
+        "stack trace": EventFilter(stacktrace_id=trace_a),
+        "errors": EventFilter(errors=True),
+        "since": EventFilter(since=DAY0 + 20 * HOUR + 0.5),
+        "until": EventFilter(until=DAY0 + 50 * HOUR - 3),
+        "time range": EventFilter(since=DAY0 + 25 * HOUR + 17, until=DAY0 + 26 * HOUR + 1),
+        "all at once": EventFilter(
+            where={"event": "fault"}, app="shop", env="production", errors=True, since=DAY0 + 3 * HOUR
+        ),
+        "limit": EventFilter(limit=5),
+        "limit with a filter": EventFilter(app="billing", limit=3),
+    }
+
+
+def _window_cases(scene: Scene) -> dict[str, EventFilter]:
+    """Filters for groups and daily counts: time windows on and off hour and day boundaries."""
+    return {
+        "everything": EventFilter(),
+        "errors": EventFilter(errors=True),
+        "across days": EventFilter(since=DAY0 + 1800.5, until=DAY0 + 70 * HOUR - 1),
+        "within a day": EventFilter(since=DAY0 + 25 * HOUR + 17, until=DAY0 + 29 * HOUR + 1),
+        "within an hour": EventFilter(since=DAY0 + 30 * 5400 - 1, until=DAY0 + 30 * 5400 + 1),
+        "until only": EventFilter(until=DAY0 + 36 * HOUR + 3),
+        "since a midnight": EventFilter(since=DAY0 + 24 * HOUR),
+        "app and environment": EventFilter(app="shop", env="production"),
+        "version of any app": EventFilter(vsn="1.0", errors=True),
+        "exception type": EventFilter(exc_type="ValueError", since=DAY0 + 5 * HOUR + 1),
+        "data term": EventFilter(where={"customer": "c2"}),
+        "process": EventFilter(process_id=scene.processes["shop11_stag"].id, until=DAY0 + 40 * HOUR),
+        "limit": EventFilter(limit=2),
+        "nothing": EventFilter(app="no_such_app"),
+    }
 
 
 class StoreContract:
@@ -745,3 +905,199 @@ class StoreContract:
         loaded = stored(store.get_event_by_id(event.id))
         assert loaded.data == (DataItem(key, big), DataItem("emoji", "\U0001f389"))
         assert [e.id for e in store.get_events_by_data([(key, big)])] == [event.id]
+
+    # -- queries for analysis ------------------------------------------------------------------
+
+    @pytest.fixture
+    def scene(self, store: Store) -> Scene:
+        """The query tests' scene (see `build_scene`)."""
+        return build_scene(store)
+
+    def test_query_events_newest_first(self, store: Store, scene: Scene) -> None:
+        """query_events gives every event, newest first, ties by the higher id, as an iterator."""
+        found = store.query_events()
+        assert isinstance(found, Iterator)
+        events = list(found)
+        assert [e.id for e in events] == [e.id for e in sorted(scene.events, key=newest_first)]
+        assert events == sorted(scene.events, key=newest_first)
+        tied = [e for e in events if e.when_ts == DAY0 + 30 * 5400]
+        assert len(tied) == 2
+        assert tied[0].id > tied[1].id
+
+    def test_query_events_each_filter_narrows(self, store: Store, scene: Scene) -> None:
+        """Every filter selects exactly the events it describes: some, not all."""
+        for name, event_filter in _filter_cases(scene).items():
+            expected = scene.expected(event_filter)
+            assert 0 < len(expected) < len(scene.events), f"the case {name!r} does not narrow"
+            found = list(store.query_events(event_filter))
+            assert [e.id for e in found] == [e.id for e in expected], name
+            assert found == expected, name
+
+    def test_query_events_filter_meanings(self, store: Store, scene: Scene) -> None:
+        """A version alone matches every app's; since is inclusive, until exclusive; names are exact."""
+        by_vsn = list(store.query_events(EventFilter(vsn="1.0")))
+        assert {e.process.app.name for e in by_vsn} == {"shop", "billing"}
+        at = scene.events[30].when_ts
+        assert {e.id for e in store.query_events(EventFilter(since=at, until=at))} == set()
+        assert {e.id for e in store.query_events(EventFilter(since=at, until=at + 0.001))} == {
+            scene.events[30].id,
+            scene.events[31].id,
+        }
+        for unknown in (
+            EventFilter(app="Shop"),
+            EventFilter(app="shop", vsn="9.9"),
+            EventFilter(env="prod"),
+            EventFilter(process_id=987_654),
+            EventFilter(exc_type="valueerror"),
+            EventFilter(where={"customer": "C1"}),
+            EventFilter(app="cron", vsn="1.0"),
+        ):
+            assert list(store.query_events(unknown)) == [], unknown
+        assert list(store.query_events(EventFilter(limit=0))) == []
+
+    def test_query_events_pages_through_ties(self, store: Store, process: ProcessRecord) -> None:
+        """More events than a page, most of them at the same instant, come whole and in order."""
+        batch = [
+            PendingEvent(process.id, 5000.0 + n % 3, (("page", "p"), ("n", str(n)))) for n in range(1205)
+        ]
+        written = store.insert_events(batch)
+        expected = [e.id for e in sorted(written, key=newest_first)]
+        assert [e.id for e in store.query_events()] == expected
+        assert [e.id for e in store.query_events(EventFilter(where={"page": "p"}))] == expected
+        assert [e.id for e in store.query_events(EventFilter(limit=700))] == expected[:700]
+        assert [e.id for e in store.query_events(EventFilter(since=5001.0, limit=600))] == [
+            i for i, e in zip(expected, sorted(written, key=newest_first), strict=True) if e.when_ts >= 5001.0
+        ][:600]
+
+    def test_query_events_repeated_pair_once(self, store: Store, process: ProcessRecord) -> None:
+        """An event carrying a term twice is found once."""
+        event = stored(store.insert_event(process, [("tag", "x"), ("tag", "x"), ("other", "y")], sync=True))
+        found = list(store.query_events(EventFilter(where=[("tag", "x"), ("tag", "x")])))
+        assert [e.id for e in found] == [event.id]
+
+    def test_trace_groups(self, store: Store, scene: Scene) -> None:
+        """Groups count per exception type and trace, with first/last seen, where seen, and a message."""
+        groups = store.query_trace_groups()
+        by_key = {(g.exc_type, g.stacktrace_id): g for g in groups}
+        trace_a = _trace_id(scene, TRACE_A)
+        members = [
+            e
+            for e in scene.events
+            if e.exc_type == "ValueError" and e.stacktrace and e.stacktrace.id == trace_a
+        ]
+        group = by_key["ValueError", trace_a]
+        assert group.count == len(members) == 11
+        assert (group.first_ts, group.last_ts) == (members[0].when_ts, members[-1].when_ts)
+        assert group.last_event_id == members[-1].id
+        assert group.message == members[-1].exc_message == "bad item 45"
+        assert group.stacktrace == members[0].stacktrace
+        assert [a.name for a in group.apps] == ["billing", "shop"]
+        assert [(v.app.name, v.vsn) for v in group.app_vsns] == [
+            ("billing", "1.0"),
+            ("shop", "1.0"),
+            ("shop", "1.1"),
+        ]
+        assert [env.name for env in group.environments] == ["production", "staging"]
+        assert by_key["ValueError", _trace_id(scene, TRACE_B)].count == 6
+        assert by_key["RuntimeError", None].count == 5
+        assert by_key["RuntimeError", None].stacktrace is None
+        assert by_key["KeyError", _trace_id(scene, TRACE_D)].apps[0].name == "cron"
+        caller = by_key[None, _trace_id(scene, TRACE_C)]
+        assert (caller.count, caller.message) == (11, None)
+        assert [g.count for g in groups] == sorted((g.count for g in groups), reverse=True)
+        assert sum(g.count for g in groups) == sum(1 for e in scene.events if e.exc_type or e.stacktrace)
+        assert (None, _trace_id(scene, TRACE_C)) not in {
+            (g.exc_type, g.stacktrace_id) for g in store.query_trace_groups(EventFilter(errors=True))
+        }
+
+    def test_trace_groups_count_what_the_filter_selects(self, store: Store, scene: Scene) -> None:
+        """Groups of any filter and time window equal those computed from the selected events."""
+        for name, event_filter in _window_cases(scene).items():
+            selected = scene.expected(replace(event_filter, limit=None))
+            expected = group_traces(selected, event_filter.errors, event_filter.limit)
+            assert store.query_trace_groups(event_filter) == expected, name
+
+    def test_daily_counts(self, store: Store, scene: Scene) -> None:
+        """Events per UTC day, app, version and environment, errors among them, newest day first."""
+        rows = store.query_daily_counts()
+        assert rows == count_daily(scene.events)
+        assert sum(row.events for row in rows) == SCENE_SIZE
+        assert sum(row.errors for row in rows) == sum(1 for e in scene.events if e.exc_type)
+        assert [row.day.isoformat() for row in rows][:1] == ["2023-11-17"]
+        assert rows[-1].day.isoformat() == "2023-11-15"
+        cron = [row for row in rows if row.app.name == "cron"]
+        assert [(row.day.isoformat(), row.app_vsn, row.environment, row.events) for row in cron] == [
+            ("2023-11-15", None, None, 4)
+        ]
+        for name, event_filter in _window_cases(scene).items():
+            selected = scene.expected(replace(event_filter, limit=None))
+            assert store.query_daily_counts(event_filter) == count_daily(selected, event_filter.limit), name
+
+    def test_query_processes(self, store: Store, scene: Scene) -> None:
+        """Processes by app, version, environment and start time, newest first."""
+        p = scene.processes
+
+        def names(process_filter: ProcessFilter) -> list[str]:
+            by_id = {record.id: name for name, record in p.items()}
+            return [by_id[record.id] for record in store.query_processes(process_filter)]
+
+        assert names(ProcessFilter()) == [
+            "idle_new", "cron", "idle_old", "bill10_prod", "shop11_stag", "shop11_prod", "shop10_prod"
+        ]  # fmt: skip
+        assert names(ProcessFilter(app="shop", vsn="1.1")) == ["idle_new", "shop11_stag", "shop11_prod"]
+        assert names(ProcessFilter(vsn="1.0")) == ["idle_old", "bill10_prod", "shop10_prod"]
+        assert names(ProcessFilter(env="staging")) == ["shop11_stag"]
+        assert names(ProcessFilter(since=DAY0 - 7000, until=DAY0)) == [
+            "cron",
+            "idle_old",
+            "bill10_prod",
+            "shop11_stag",
+        ]
+        assert names(ProcessFilter(limit=2)) == ["idle_new", "cron"]
+        assert names(ProcessFilter(app="nope")) == []
+        assert isinstance(store.query_processes(), Iterator)
+
+    def test_prune(self, store: Store, scene: Scene) -> None:
+        """prune deletes old events and what only they used; a dry run reports that and deletes nothing."""
+        cutoff = DAY0 + 30 * HOUR + 1234.5
+        old = [e for e in scene.events if e.when_ts < cutoff]
+        kept = [e for e in scene.events if e.when_ts >= cutoff]
+        dry = store.prune(cutoff, dry_run=True)
+        assert list(store.query_events()) == sorted(scene.events, key=newest_first)
+        report = store.prune(cutoff, batch_size=7)
+        assert replace(dry, dry_run=False) == report
+        assert (report.before_ts, report.dry_run) == (cutoff, False)
+        assert report.events == len(old) == 21
+        assert report.data == sum(len(e.data) for e in old)
+        # Trace D (cron's KeyError) was used only by old events; cron and idle_old
+        # started early and have no events left.
+        assert (report.stacktraces, report.stackframes, report.processes) == (1, 1, 2)
+        assert list(store.query_events()) == sorted(kept, key=newest_first)
+        assert all(store.get_event_by_id(e.id) == e for e in kept)
+        assert all(store.get_event_by_id(e.id) is None for e in old)
+        assert store.get_process_by_id(scene.processes["cron"].id) is None
+        assert store.get_process_by_id(scene.processes["idle_old"].id) is None
+        assert store.get_process_by_id(scene.processes["idle_new"].id) == scene.processes["idle_new"]
+        assert store.query_trace_groups() == group_traces(kept)
+        assert store.query_daily_counts() == count_daily(kept)
+        assert store.prune(cutoff) == replace(
+            report, events=0, data=0, stacktraces=0, stackframes=0, processes=0
+        )
+
+    def test_logging_goes_on_after_a_prune(self, store: Store, scene: Scene) -> None:
+        """A process and a trace that a prune removed are stored again when they are used again."""
+        cron = scene.processes["cron"]
+        store.prune(DAY0 + 30 * HOUR)
+        assert store.get_process_by_id(cron.id) is None
+        later = store.event_policy.build(
+            cron.id, {"event": "again"}, exc=KeyError("job"), when_ts=DAY0 + 99 * HOUR, frames=TRACE_D
+        )
+        event = store.insert_events([later])[0]
+        loaded = stored(store.get_event_by_id(event.id))
+        assert loaded.process == cron
+        assert store.get_process_by_id(cron.id) == cron
+        assert trace_of(loaded).digest == trace_digest(TRACE_D)
+        assert [f.src for f in trace_of(loaded).stackframes] == ["raise KeyError(name)"]
+        assert [e.id for e in store.query_events(EventFilter(app="cron"))] == [event.id]
+        groups = store.query_trace_groups(EventFilter(app="cron"))
+        assert [(g.exc_type, g.count, g.stacktrace) for g in groups] == [("KeyError", 1, loaded.stacktrace)]

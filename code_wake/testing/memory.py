@@ -1,17 +1,21 @@
 """An in-memory store: the reference adapter, for tests that need no database.
 
 It keeps everything in Python lists and dicts, behind one lock, and passes
-the same `StoreContract` as the SQL adapter.
+the same `StoreContract` as the SQL adapter. Its trace groups and daily
+counts are the base class's, derived from `query_events` by the reference
+functions of `code_wake.query`.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from code_wake.errors import StoreError
 from code_wake.event import PendingEvent, data_digest
+from code_wake.query import EventFilter, PruneReport, event_matches, newest_first
 from code_wake.records import (
     AppRecord,
     AppVsnRecord,
@@ -40,9 +44,13 @@ class MemoryStore(Store):
         self._apps: list[AppRecord] = []
         self._vsns: list[AppVsnRecord] = []
         self._environments: list[EnvironmentRecord] = []
-        self._processes: list[ProcessRecord] = []
-        self._events: list[EventRecord] = []
+        # Events, processes and traces can be pruned: kept by id, ids from counters (never reused).
+        self._processes: dict[int, ProcessRecord] = {}
+        self._events: dict[int, EventRecord] = {}
         self._traces: dict[bytes, StacktraceRecord] = {}
+        self._event_ids = itertools.count(1)
+        self._process_ids = itertools.count(1)
+        self._trace_ids = itertools.count(1)
         self.closed = False
 
     # -- writes --------------------------------------------------------------------
@@ -51,12 +59,14 @@ class MemoryStore(Store):
         """Store the batch; all or nothing, like a transaction."""
         processes = [self.resolve_process(event.process) for event in events]
         with self._lock:
-            first_id = len(self._events) + 1
+            for process in processes:
+                # A process pruned while it still runs is written back when it logs again.
+                self._processes.setdefault(process.id, process)
             records = [
-                self._event_record(first_id + i, e, p)
-                for i, (e, p) in enumerate(zip(events, processes, strict=True))
+                self._event_record(next(self._event_ids), e, p)
+                for e, p in zip(events, processes, strict=True)
             ]
-            self._events.extend(records)
+            self._events.update((record.id, record) for record in records)
         return records
 
     def _event_record(self, event_id: int, event: PendingEvent, process: ProcessRecord) -> EventRecord:
@@ -78,7 +88,7 @@ class MemoryStore(Store):
             stackframes = tuple(
                 StackframeRecord(f.filename, f.lineno, f.src, f.function) for f in reversed(resolved.frames)
             )
-            known = StacktraceRecord(len(self._traces) + 1, resolved.digest, stackframes)
+            known = StacktraceRecord(next(self._trace_ids), resolved.digest, stackframes)
             self._traces[resolved.digest] = known
         return known
 
@@ -90,7 +100,7 @@ class MemoryStore(Store):
             vsn = None if info.app_vsn is None else self.insert_app_vsn(app.id, info.app_vsn)
             env = None if info.env_name is None else self._get_or_create_environment(info.env_name)
             record = ProcessRecord(
-                id=len(self._processes) + 1,
+                id=next(self._process_ids),
                 pid=info.pid,
                 username=info.username,
                 fqdn=info.fqdn,
@@ -100,7 +110,7 @@ class MemoryStore(Store):
                 app_vsn=vsn,
                 environment=env,
             )
-            self._processes.append(record)
+            self._processes[record.id] = record
             return record
 
     def insert_app(self, name: str, vsn: str | None = None) -> AppRecord:
@@ -138,7 +148,7 @@ class MemoryStore(Store):
 
     def get_process_by_id(self, id: int) -> ProcessRecord | None:
         """The process with this id, or None."""
-        return _by_id(self._processes, id)
+        return self._processes.get(id)
 
     def get_processes(
         self, app_id: int | None = None, from_ts: float | None = None, to_ts: float | None = None
@@ -147,7 +157,7 @@ class MemoryStore(Store):
         with self._lock:
             found = [
                 p
-                for p in self._processes
+                for p in self._processes.values()
                 if (app_id is None or p.app.id == app_id)
                 and (from_ts is None or p.run_ts >= from_ts)
                 and (to_ts is None or p.run_ts < to_ts)
@@ -178,7 +188,7 @@ class MemoryStore(Store):
 
     def get_event_by_id(self, id: int) -> EventRecord | None:
         """The event with this id, or None."""
-        return _by_id(self._events, id)
+        return self._events.get(id)
 
     def get_events_by_data(
         self, where: Iterable[tuple[str, str | None]], process_id: int | None = None
@@ -188,11 +198,56 @@ class MemoryStore(Store):
         with self._lock:
             found = [
                 e
-                for e in self._events
+                for e in self._events.values()
                 if (process_id is None or e.process.id == process_id)
                 and all(DataItem(k, v) in e.data for k, v in terms)
             ]
         return sorted(found, key=lambda e: (e.when_ts, e.id))
+
+    # -- queries ---------------------------------------------------------------------
+
+    def query_events(self, event_filter: EventFilter | None = None) -> Iterator[EventRecord]:
+        """Events matching the filter, newest first."""
+        f = event_filter or EventFilter()
+        with self._lock:
+            found = sorted((e for e in self._events.values() if event_matches(f, e)), key=newest_first)
+        return iter(found if f.limit is None else found[: f.limit])
+
+    def prune(self, before_ts: float, *, dry_run: bool = False, batch_size: int = 5000) -> PruneReport:
+        """Delete events older than `before_ts`, then unused traces and processes (see `Store.prune`)."""
+        with self._lock:
+            old = [e for e in self._events.values() if e.when_ts < before_ts]
+            kept = [e for e in self._events.values() if e.when_ts >= before_ts]
+            used_traces = {e.stacktrace.id for e in kept if e.stacktrace is not None}
+            owners = {e.process.id for e in kept}
+            # The SQL store keeps its newest trace and process, used or not (SQLite would
+            # hand their ids out again); the reference store does too, so both report alike.
+            newest_trace = max((t.id for t in self._traces.values()), default=0)
+            newest_process = max(self._processes, default=0)
+            used_traces.add(newest_trace)
+            traces = [t for t in self._traces.values() if t.id not in used_traces]
+            processes = [
+                p
+                for p in self._processes.values()
+                if p.run_ts < before_ts and p.id not in owners and p.id != newest_process
+            ]
+            report = PruneReport(
+                before_ts=before_ts,
+                dry_run=dry_run,
+                events=len(old),
+                data=sum(len(e.data) for e in old),
+                stacktraces=len(traces),
+                stackframes=sum(len(t.stackframes) for t in traces),
+                processes=len(processes),
+            )
+            if not dry_run:
+                for event in old:
+                    del self._events[event.id]
+                for trace in traces:
+                    del self._traces[trace.digest]
+                for process in processes:
+                    del self._processes[process.id]
+        return report
 
     def close(self) -> None:
         """Nothing to release; remembered so tests can check who closed what."""
@@ -202,7 +257,7 @@ class MemoryStore(Store):
     def events(self) -> list[EventRecord]:
         """Every stored event, oldest first (a copy)."""
         with self._lock:
-            return list(self._events)
+            return sorted(self._events.values(), key=lambda e: e.id)
 
 
 def _by_id(records: Sequence[_R], id: int) -> _R | None:

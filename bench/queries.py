@@ -1,0 +1,389 @@
+"""Analysis queries on a large store: one data term, a time-range page, trace groups.
+
+Target (BENCHMARKS.md): at 1M stored events each returns a page of results
+within 5 ms, on every backend. Anchor, in the same run on the same database:
+the floor of any newest-first page, ``SELECT id FROM events ORDER BY when_ts
+DESC LIMIT 50`` through the same engine. code_wake's queries return whole
+records (data, stack trace, process), so they cost a few queries more.
+
+The store is filled fast, without the store's write path (which the
+throughput benchmarks measure): events, data rows and the ``event_counts``
+summary are inserted in large batches of the rows the store itself writes
+(`code_wake_sql14_store._counts.count_rows` makes the summary). 1M events
+take about a minute on SQLite and a few on the servers; ``--queries-size``
+chooses another size, ``--quick`` uses 50,000. PostgreSQL and MySQL/MariaDB
+are measured where their servers answer (CODE_WAKE_TEST_POSTGRESQL,
+CODE_WAKE_TEST_MYSQL, else the local defaults), in a scratch database
+dropped afterwards; they are ANALYZEd after the fill, SQLite is not (the
+store must not depend on statistics there). ``--queries-explain`` prints
+each query's plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from code_wake.query import EventFilter
+from code_wake.records import ProcessRecord
+from code_wake.stack_trace import RawFrame, trace_digest
+from code_wake.testing.contract import process_info
+from code_wake_sql14_store import Sql14Store
+from code_wake_sql14_store._counts import KEY_COLUMNS, count_rows
+from code_wake_sql14_store.schema import event_counts, events, events_data, stackframes, stacktraces
+
+from .timing import Row
+
+SETTINGS: dict[str, Any] = {
+    "size": 1_000_000,
+    "backends": ("sqlite", "postgresql", "mysql"),
+    "explain": False,
+}
+"""Set by ``python -m bench`` from --queries-size, --queries-backends and --queries-explain."""
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's options of ``python -m bench``."""
+    parser.add_argument(
+        "--queries-size", type=int, default=1_000_000, metavar="N", help="events stored (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--queries-backends",
+        default="sqlite,postgresql,mysql",
+        metavar="LIST",
+        help="comma-separated: sqlite, postgresql, mysql (servers that do not answer are skipped)",
+    )
+    parser.add_argument("--queries-explain", action="store_true", help="print each query's plan")
+
+
+def configure(args: argparse.Namespace) -> None:
+    """Take the options ``python -m bench`` parsed."""
+    SETTINGS.update(
+        size=args.queries_size,
+        backends=tuple(b.strip() for b in args.queries_backends.split(",") if b.strip()),
+        explain=args.queries_explain,
+    )
+
+
+SERVERS = {
+    "postgresql": ("CODE_WAKE_TEST_POSTGRESQL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mysql": ("CODE_WAKE_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"),
+}
+DAYS = 30
+PAGE = 50
+TARGET_MS = 5.0
+END = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the newest event is just before it
+_CHUNK = 20_000
+
+# Who logs: three apps, two versions each (the newer one busier), two environments.
+APPS = {"shop": 0.6, "billing": 0.3, "search": 0.1}
+VERSIONS = ("1.0", "1.1")
+ENVS = {"production": 0.9, "staging": 0.1}
+KINDS = {"order": 0.6, "view": 0.25, "fault": 0.1, "report": 0.05}
+ERROR_TYPES = ("ValueError", "KeyError", "TimeoutError", "shop.errors.OutOfStock", "RuntimeError")
+TRACES = 25
+
+
+# -- the fill ----------------------------------------------------------------------------------
+
+
+def _trace_frames(number: int) -> tuple[RawFrame, ...]:
+    return (
+        RawFrame("shop/app.py", 10, "<module>", "main()"),
+        RawFrame("shop/handlers.py", 100 + number, "handle", f"process_{number}(request)"),
+        RawFrame(
+            f"shop/module_{number % 7}.py",
+            20 + number,
+            f"process_{number}",
+            f"raise {ERROR_TYPES[number % 5]}()",
+        ),
+    )
+
+
+def _store_traces(store: Sql14Store) -> list[int]:
+    with store.engine.begin() as conn:
+        ids = []
+        for number in range(TRACES):
+            frames = _trace_frames(number)
+            trace_id = conn.execute(
+                sa.insert(stacktraces).values(digest=trace_digest(frames))
+            ).inserted_primary_key
+            assert trace_id is not None
+            ids.append(int(trace_id[0]))
+            conn.execute(
+                sa.insert(stackframes),
+                [
+                    {
+                        "stacktrace_id": ids[-1],
+                        "filename": f.filename,
+                        "lineno": f.lineno,
+                        "src": f.src,
+                        "function": f.function,
+                    }
+                    for f in frames
+                ],
+            )
+    return ids
+
+
+def _processes(store: Sql14Store) -> list[tuple[ProcessRecord, float]]:
+    """Five processes per app, version and environment, each with its share of the events."""
+    found = []
+    for app, app_share in APPS.items():
+        for position, vsn in enumerate(VERSIONS):
+            for env, env_share in ENVS.items():
+                for n in range(5):
+                    info = process_info(
+                        app_name=app, app_vsn=vsn, env_name=env, run_ts=END - DAYS * 86_400 - 3600 + n, pid=n
+                    )
+                    share = app_share * env_share * (0.8 if position else 0.2) / 5
+                    found.append((store.insert_process(info), share))
+    return found
+
+
+def _event_rows(
+    start: int,
+    count: int,
+    size: int,
+    owners: list[ProcessRecord],
+    weights: list[float],
+    traces: list[int],
+    rng: random.Random,
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    step = DAYS * 86_400 / size
+    picked = rng.choices(owners, weights, k=count)
+    kinds = rng.choices(list(KINDS), list(KINDS.values()), k=count)
+    for offset in range(count):
+        n = start + offset
+        owner, kind = picked[offset], kinds[offset]
+        when = END - DAYS * 86_400 + n * step + rng.random() * step
+        trace = traces[rng.randrange(TRACES)] if kind == "fault" else None
+        row = {
+            "id": n + 1,
+            "when_ts": when,
+            "process_id": owner.id,
+            "stacktrace_id": trace,
+            "exc_type": None if trace is None else ERROR_TYPES[(trace - traces[0]) % 5],
+            "exc_message": None if trace is None else f"failed for request {n}",
+            "app_id": owner.app.id,
+            "app_vsn_id": owner.app_vsn.id if owner.app_vsn else None,
+            "environment_id": owner.environment.id if owner.environment else None,
+        }
+        data = [("event", kind), ("customer", f"c{rng.randrange(10_000)}"), ("n", str(n))]
+        yield row, [{"event_id": n + 1, "key": k, "val": v, "when_ts": when} for k, v in data]
+
+
+def fill(store: Sql14Store, size: int, seed: int = 5) -> None:
+    """`size` events over 30 days, as the store writes them, in large batches."""
+    rng = random.Random(seed)
+    owners_shares = _processes(store)  # first: the store creates its schema
+    traces = _store_traces(store)
+    owners = [o for o, _ in owners_shares]
+    weights = [w for _, w in owners_shares]
+    tallies: dict[Any, list[Any]] = {}
+    for start in range(0, size, _CHUNK):
+        batch = list(_event_rows(start, min(_CHUNK, size - start), size, owners, weights, traces, rng))
+        rows = [row for row, _ in batch]
+        _insert(store.engine, rows, [d for _, data in batch for d in data])
+        counted = count_rows(
+            (
+                r["id"],
+                r["when_ts"],
+                r["app_id"],
+                r["app_vsn_id"],
+                r["environment_id"],
+                r["stacktrace_id"],
+                r["exc_type"],
+            )
+            for r in rows
+        )
+        for key, (n, first, last, last_id) in counted.items():
+            known = tallies.setdefault(key, [0, first, last, last_id])
+            known[0] += n
+            known[1], known[2], known[3] = min(known[1], first), max(known[2], last), max(known[3], last_id)
+    summary = [
+        {
+            **dict(zip(KEY_COLUMNS, key, strict=True)),
+            "n": t[0],
+            "first_ts": t[1],
+            "last_ts": t[2],
+            "last_event_id": t[3],
+        }
+        for key, t in tallies.items()
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(event_counts), summary)
+    _analyze(store.engine)
+
+
+def _insert(engine: sa.Engine, rows: list[dict[str, Any]], data: list[dict[str, Any]]) -> None:
+    """Insert events and data rows: executemany, or COPY on PostgreSQL (ten times faster there)."""
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.insert(events), rows)
+            conn.execute(sa.insert(events_data), data)
+        return
+    with engine.begin() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        for table, chunk in ((events, rows), (events_data, data)):
+            names = list(chunk[0])
+            with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+                for row in chunk:
+                    copy.write_row([row[name] for name in names])
+
+
+def _analyze(engine: sa.Engine) -> None:
+    name = engine.dialect.name
+    if name == "sqlite":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if name == "postgresql":
+            conn.exec_driver_sql("VACUUM ANALYZE")
+            # Write the fill's dirty pages out now, not while the queries are timed.
+            conn.exec_driver_sql("CHECKPOINT")
+        else:
+            for table in ("events", "events_data", "event_counts", "processes"):
+                conn.exec_driver_sql(f"ANALYZE TABLE {table}")
+
+
+# -- databases -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _database(backend: str) -> Iterator[str | None]:
+    """The URL of an empty database on `backend` (None: no server answers), removed afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/queries.sqlite"
+        return
+    env, default = SERVERS[backend]
+    admin = sa.make_url(os.environ.get(env) or default)
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    name = f"cw_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except sa.exc.SQLAlchemyError:
+        engine.dispose()
+        yield None
+        return
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name}")
+        engine.dispose()
+
+
+# -- the queries -----------------------------------------------------------------------------------
+
+
+def _cases(store: Sql14Store) -> dict[str, Callable[[], object]]:
+    """The queries measured, each returning one page; the first is the anchor."""
+    middle = END - DAYS * 86_400 / 2 + 1234.5
+    day_ago = END - 86_400 + 321.5
+
+    def anchor() -> object:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.select(events.c.id).order_by(events.c.when_ts.desc()).limit(PAGE)).all()
+
+    def events_page(**kwargs: Any) -> Callable[[], object]:
+        return lambda: list(store.query_events(EventFilter(limit=PAGE, **kwargs)))
+
+    return {
+        "anchor: raw SELECT id ... ORDER BY when_ts DESC LIMIT 50": anchor,
+        "events, one data term (rare: customer=c42)": events_page(where={"customer": "c42"}),
+        "events, one data term (common: event=order)": events_page(where={"event": "order"}),
+        "events, two data terms (order of customer c42)": events_page(
+            where={"customer": "c42", "event": "order"}
+        ),
+        "events, time-range page (one hour, 15 days back)": events_page(since=middle, until=middle + 3600),
+        "events, app + env + exception type": events_page(app="search", env="staging", exc_type="KeyError"),
+        "trace groups, all 30 days": lambda: store.query_trace_groups(EventFilter(errors=True, limit=20)),
+        "trace groups, app/version/env, since 1 day": lambda: store.query_trace_groups(
+            EventFilter(app="shop", vsn="1.1", env="production", since=day_ago, errors=True, limit=20)
+        ),
+        "daily counts, all 30 days": store.query_daily_counts,
+    }
+
+
+def _measure(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Milliseconds per call, medians of `repeats` rounds, the cases interleaved in each round."""
+    for _ in range(3):
+        for case in cases.values():
+            case()  # warm: the schema check, caches, the database's pages, prepared statements
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, case in cases.items():
+            start = time.perf_counter()
+            case()
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _explain(store: Sql14Store, cases: dict[str, Callable[[], object]]) -> None:
+    """Print the plan of every statement each case runs."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        captured.append((statement, parameters))
+
+    prefix = "EXPLAIN QUERY PLAN " if store.engine.dialect.name == "sqlite" else "EXPLAIN "
+    for name, case in cases.items():
+        sa.event.listen(store.engine, "before_cursor_execute", capture)
+        try:
+            case()
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", capture)
+        print(f"\n-- {store.engine.dialect.name}: {name}")
+        statements, captured[:] = list(captured), []
+        for statement, parameters in statements:
+            if not statement.lstrip().upper().startswith("SELECT") or "code_wake_schema" in statement:
+                continue
+            with store.engine.connect() as conn:
+                plan = conn.exec_driver_sql(prefix + statement, parameters).all()
+            print("   ", " ".join(statement.split())[:160])
+            for row in plan:
+                print("      ", " | ".join(str(v) for v in row if v is not None))
+
+
+def run(quick: bool = False) -> list[Row]:
+    """Fill each backend to the configured size and measure the queries against the anchor."""
+    size = 50_000 if quick else int(SETTINGS["size"])
+    rows: list[Row] = []
+    for backend in SETTINGS["backends"]:
+        with _database(backend) as url:
+            if url is None:
+                rows.append(Row(f"{backend}: no server", 0, "", "skipped"))
+                continue
+            store = Sql14Store(url)
+            started = time.perf_counter()
+            fill(store, size)
+            filled = time.perf_counter() - started
+            cases = _cases(store)
+            if SETTINGS["explain"]:
+                _explain(store, cases)
+            medians = _measure(cases, repeats=7 if quick else 21)
+            anchor = next(iter(medians.values()))
+            rows.append(Row(f"{backend}, {size:,} events: filling took", filled, "s", "(not measured)"))
+            for name, ms in medians.items():
+                note = (
+                    ""
+                    if name.startswith("anchor")
+                    else f"{ms / anchor:5.1f} x anchor, target <= {TARGET_MS:.0f} ms"
+                )
+                rows.append(Row(f"  {name}", ms, "ms", note))
+            store.close()
+    return rows

@@ -1,0 +1,147 @@
+"""Retention: the statements `Sql14Store.prune` runs, each batch in a short transaction of its own.
+
+Old events go first (with their data rows), oldest first, then the summary
+rows they were counted in, then the stack traces and processes nothing uses
+any more. The newest stack trace and the newest process are always kept: a
+SQLite table hands out max(id) + 1 as the next id, and a removed newest row
+would give its id to a new trace or process while a running program still
+holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from code_wake.query import DAY
+
+from ._counts import rebuild_all_time, rebuild_counts
+from .schema import ALL_TIME, event_counts, events, events_data, processes, stackframes, stacktraces
+
+__all__ = [
+    "count_prunable",
+    "delete_events",
+    "delete_processes",
+    "delete_traces",
+    "old_event_ids",
+    "prunable_processes",
+    "recount_after",
+    "unused_traces",
+]
+
+
+def old_event_ids(conn: sa.Connection, before_ts: float, size: int) -> list[int]:
+    """The ids of at most `size` of the oldest events before `before_ts` (through the time index)."""
+    query = sa.select(events.c.id).where(events.c.when_ts < before_ts).order_by(events.c.when_ts).limit(size)
+    return [int(i) for i in conn.execute(query).scalars()]
+
+
+def delete_events(conn: sa.Connection, ids: Sequence[int]) -> tuple[int, int]:
+    """Delete these events and their data rows; how many of each went."""
+    data = conn.execute(sa.delete(events_data).where(events_data.c.event_id.in_(ids))).rowcount
+    gone = conn.execute(sa.delete(events).where(events.c.id.in_(ids))).rowcount
+    return gone, data
+
+
+def recount_after(conn: sa.Connection, upsert: sa.Executable | None, before_ts: float) -> None:
+    """Drop the summary rows of the pruned days, count the day of the cut again, then all of time.
+
+    On PostgreSQL writers are held off for this one transaction (a batch
+    adding its counts between the delete and the recount would be counted
+    twice); on SQLite the first delete takes the write lock; on MySQL the
+    delete's next-key locks hold off writers of the all-time rows.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE event_counts IN SHARE ROW EXCLUSIVE MODE")
+    day = before_ts // DAY * DAY
+    c = event_counts.c
+    conn.execute(sa.delete(event_counts).where(c.span != ALL_TIME, c.bucket_ts < day))
+    if day < before_ts:
+        rebuild_counts(conn, upsert, day, day + DAY)
+    rebuild_all_time(conn)
+
+
+def _newest(conn: sa.Connection, column: sa.Column[Any]) -> int:
+    return int(conn.execute(sa.select(sa.func.max(column))).scalar() or 0)
+
+
+def _unused_trace(since: float | None) -> sa.ColumnElement[bool]:
+    """No event (at or after `since`, when given) uses the trace."""
+    users = sa.exists().where(events.c.stacktrace_id == stacktraces.c.id)
+    if since is not None:
+        users = users.where(events.c.when_ts >= since)
+    return ~users
+
+
+def _idle_process(before_ts: float, since: float | None) -> sa.ColumnElement[bool]:
+    """The process started before `before_ts` and has no event (at or after `since`, when given)."""
+    users = sa.exists().where(events.c.process_id == processes.c.id)
+    if since is not None:
+        users = users.where(events.c.when_ts >= since)
+    return sa.and_(processes.c.run_ts < before_ts, ~users)
+
+
+def unused_traces(conn: sa.Connection) -> list[int]:
+    """The stack traces no event uses, but the newest."""
+    query = sa.select(stacktraces.c.id).where(
+        stacktraces.c.id < _newest(conn, stacktraces.c.id), _unused_trace(None)
+    )
+    return [int(i) for i in conn.execute(query.order_by(stacktraces.c.id)).scalars()]
+
+
+def delete_traces(conn: sa.Connection, ids: Sequence[int]) -> tuple[int, int]:
+    """Delete those of these traces still unused, with their frames; how many of each went.
+
+    The traces are locked first (PostgreSQL, MySQL): a writer storing an event
+    that uses one waits for this transaction, then finds the trace gone and
+    stores it again. On SQLite the first delete takes the database's write lock.
+    """
+    chosen = sa.and_(stacktraces.c.id.in_(ids), _unused_trace(None))
+    conn.execute(sa.select(stacktraces.c.id).where(stacktraces.c.id.in_(ids)).with_for_update()).all()
+    frames = conn.execute(
+        sa.delete(stackframes).where(
+            stackframes.c.stacktrace_id.in_(sa.select(stacktraces.c.id).where(chosen))
+        )
+    ).rowcount
+    gone = conn.execute(sa.delete(stacktraces).where(chosen)).rowcount
+    return gone, frames
+
+
+def prunable_processes(conn: sa.Connection, before_ts: float) -> list[int]:
+    """The processes started before `before_ts` with no events, but the newest."""
+    newest = _newest(conn, processes.c.id)
+    query = sa.select(processes.c.id).where(processes.c.id < newest, _idle_process(before_ts, None))
+    return [int(i) for i in conn.execute(query.order_by(processes.c.id)).scalars()]
+
+
+def delete_processes(conn: sa.Connection, ids: Sequence[int], before_ts: float) -> int:
+    """Delete those of these processes still without events; how many went (locked first, as traces)."""
+    conn.execute(sa.select(processes.c.id).where(processes.c.id.in_(ids)).with_for_update()).all()
+    chosen = sa.and_(processes.c.id.in_(ids), _idle_process(before_ts, None))
+    return int(conn.execute(sa.delete(processes).where(chosen)).rowcount)
+
+
+def count_prunable(conn: sa.Connection, before_ts: float) -> dict[str, int]:
+    """What a prune at `before_ts` would delete, counted without deleting (the dry run)."""
+    old = events.c.when_ts < before_ts
+    traces = sa.select(stacktraces.c.id).where(
+        stacktraces.c.id < _newest(conn, stacktraces.c.id), _unused_trace(before_ts)
+    )
+    idle = sa.select(processes.c.id).where(
+        processes.c.id < _newest(conn, processes.c.id), _idle_process(before_ts, before_ts)
+    )
+
+    def count(query: sa.Select[Any]) -> int:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
+
+    return {
+        "events": count(sa.select(events.c.id).where(old)),
+        "data": count(
+            sa.select(events_data.c.id).join(events, events.c.id == events_data.c.event_id).where(old)
+        ),
+        "stacktraces": count(traces),
+        "stackframes": count(sa.select(stackframes.c.id).where(stackframes.c.stacktrace_id.in_(traces))),
+        "processes": count(idle),
+    }
