@@ -20,37 +20,19 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import queue
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 import code_wake
-from code_wake import EventRecord, PendingEvent, QueueSettings, QueueStore
 from code_wake.logging import CodeWakeHandler
 from code_wake.structlog import CodeWakeProcessor
-from code_wake.testing import MemoryStore
 
+from .queue_bench import _HeldStore
 from .timing import Row, interleaved_medians, per_call_us
 
 ARGS = ("order", "c42", "special")
-
-
-class _HeldStore(QueueStore, MemoryStore):
-    """A real queue whose writer waits at a gate: only the caller's side is measured."""
-
-    def __init__(self) -> None:
-        super().__init__(queue_settings=QueueSettings(max_events=10_000_000))
-        self.gate = threading.Event()
-
-    def insert_events(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
-        self.gate.wait()
-        return super().insert_events(events)
-
-    def empty(self) -> None:
-        """Forget what the measurement queued (the writer never saw it)."""
-        self._queue.clear()
 
 
 def _held_process() -> _HeldStore:

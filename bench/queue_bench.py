@@ -15,6 +15,7 @@ import logging
 import logging.handlers
 import queue
 import sqlite3
+import statistics
 import tempfile
 import threading
 import time
@@ -193,25 +194,31 @@ def _queued_rows_per_second(path: str, count: int) -> tuple[float, int]:
 
 def throughput(count: int = 50_000, repeats: int = 3) -> list[Row]:
     """Events per second persisted through the queue, vs raw sqlite3 into the same schema."""
-    ours: list[float] = []
-    raw: list[float] = []
+    return _compare_rates(
+        lambda path: _queued_rows_per_second(path, count)[0],
+        lambda path: _raw_rows_per_second(path, count, 1),
+        repeats,
+        ("raw sqlite3 executemany, same schema", "Process().log -> queue -> SQLite WAL"),
+    )
+
+
+def _compare_rates(
+    ours: Callable[[str], float], raw: Callable[[str], float], repeats: int, names: tuple[str, str]
+) -> list[Row]:
+    """Median events/s of code_wake and of a raw anchor, each into a fresh file with our schema."""
+    ours_rates: list[float] = []
+    raw_rates: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(repeats):
-            rate, _ = _queued_rows_per_second(f"{tmp}/q{rep}.sqlite", count)
-            ours.append(rate)
+            ours_rates.append(ours(f"{tmp}/q{rep}.sqlite"))
             with Sql14Store(f"sqlite:///{tmp}/r{rep}.sqlite") as schema_only:
                 schema_only.insert_process(code_wake.ProcessInfo(1, None, None, None, time.time(), "bench"))
-            raw.append(_raw_rows_per_second(f"{tmp}/r{rep}.sqlite", count, 1))
+            raw_rates.append(raw(f"{tmp}/r{rep}.sqlite"))
     code_wake.Process.reset()
-    ours_median, raw_median = sorted(ours)[len(ours) // 2], sorted(raw)[len(raw) // 2]
+    ours_median, raw_median = statistics.median(ours_rates), statistics.median(raw_rates)
     return [
-        Row("raw sqlite3 executemany, same schema", raw_median, "events/s", "anchor"),
-        Row(
-            "Process().log -> queue -> SQLite WAL",
-            ours_median,
-            "events/s",
-            f"ratio {ours_median / raw_median:.2f} x (target >= 0.5 x)",
-        ),
+        Row(names[0], raw_median, "events/s", "anchor"),
+        Row(names[1], ours_median, "events/s", f"ratio {ours_median / raw_median:.2f} x (target >= 0.5 x)"),
     ]
 
 
@@ -295,22 +302,12 @@ def _queued_under_load(path: str, count: int) -> float:
 
 def throughput_under_load(count: int = 20_000, repeats: int = 3) -> list[Row]:
     """Persisted events per second while the main thread is CPU-bound, vs a raw multi-row writer."""
-    ours: list[float] = []
-    raw: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(repeats):
-            ours.append(_queued_under_load(f"{tmp}/q{rep}.sqlite", count))
-            with Sql14Store(f"sqlite:///{tmp}/r{rep}.sqlite") as schema_only:
-                schema_only.insert_process(code_wake.ProcessInfo(1, None, None, None, time.time(), "bench"))
-            raw.append(_raw_multirow_under_load(f"{tmp}/r{rep}.sqlite", count, 1))
-    code_wake.Process.reset()
-    ours_median, raw_median = sorted(ours)[len(ours) // 2], sorted(raw)[len(raw) // 2]
-    return [
-        Row("raw sqlite3 multi-row INSERT writer, main thread busy", raw_median, "events/s", "anchor"),
-        Row(
+    return _compare_rates(
+        lambda path: _queued_under_load(path, count),
+        lambda path: _raw_multirow_under_load(path, count, 1),
+        repeats,
+        (
+            "raw sqlite3 multi-row INSERT writer, main thread busy",
             "Process().log -> queue -> SQLite, main thread busy",
-            ours_median,
-            "events/s",
-            f"ratio {ours_median / raw_median:.2f} x (target >= 0.5 x)",
         ),
-    ]
+    )

@@ -23,8 +23,9 @@ import os
 import sys
 import threading
 import weakref
-from importlib.util import find_spec
 from types import FrameType
+
+from .stack_trace import package_dir
 
 __all__ = [
     "IGNORED_LOGGERS",
@@ -61,20 +62,9 @@ _DECIDED_MAX = 4096
 _decided: dict[str, bool] = {}
 
 
-def _package_dir(name: str) -> str | None:
-    """The directory of package `name` with a trailing separator, without importing it."""
-    try:
-        spec = find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return os.path.join(next(iter(spec.submodule_search_locations)), "")
-
-
 _CODE_WAKE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
 _LOGGING_DIR = os.path.join(os.path.dirname(os.path.abspath(logging.__file__)), "")
-_STRUCTLOG_DIR = _package_dir("structlog")
+_STRUCTLOG_DIR = package_dir("structlog")
 
 
 class _ThreadState(threading.local):

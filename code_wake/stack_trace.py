@@ -28,6 +28,7 @@ __all__ = [
     "capture_exception",
     "exception_type_name",
     "frames_from_st_data",
+    "package_dir",
     "resolve_frames",
     "trace_digest",
 ]
@@ -61,8 +62,12 @@ class ResolvedTrace(NamedTuple):
     digest: bytes
 
 
-def _package_dir(name: str) -> str | None:
-    spec = find_spec(name)
+def package_dir(name: str) -> str | None:
+    """The directory of package `name`, with a trailing separator, found without importing it."""
+    try:
+        spec = find_spec(name)
+    except (ImportError, ValueError):
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     return os.path.join(next(iter(spec.submodule_search_locations)), "")
@@ -70,7 +75,7 @@ def _package_dir(name: str) -> str | None:
 
 def _internal_prefixes() -> tuple[str, ...]:
     names = ("code_wake", "code_wake_sql14_store", "logging", "structlog")
-    return tuple(p for p in map(_package_dir, names) if p is not None)
+    return tuple(p for p in map(package_dir, names) if p is not None)
 
 
 _INTERNAL = _internal_prefixes()

@@ -48,7 +48,7 @@ def _insert_sql(table: str, columns: tuple[str, ...], count: int) -> str:
     if sql is None:
         row = "(" + ",".join("?" * len(columns)) + ")"
         quoted = ",".join(f'"{column}"' for column in columns)
-        sql = f'INSERT INTO "{table}" ({quoted}) VALUES ' + ",".join([row] * count)
+        sql = f"INSERT INTO {table} ({quoted}) VALUES " + ",".join([row] * count)
         if len(_SQL_CACHE) < 1024:
             _SQL_CACHE[key] = sql
     return sql
