@@ -144,6 +144,7 @@ class QueueStore(Store):
         self._queue_state = _State.IDLE
         self._queue_worker: threading.Thread | None = None
         self._queue_start_lock = threading.Lock()
+        self._queue_drop_lock = threading.Lock()
         self._queue_counts = _Counters()
         self._queue_max = self.queue_settings.max_events
         self._queue_no_threads = False
@@ -185,9 +186,11 @@ class QueueStore(Store):
 
     def _queue_drop(self, event: PendingEvent) -> None:
         counts = self._queue_counts
-        counts.dropped += 1
-        counts.unrecorded_drops += 1
-        counts.drop_owner = event.process
+        # Callers on many threads drop at once under a flood: count every one.
+        with self._queue_drop_lock:
+            counts.dropped += 1
+            counts.unrecorded_drops += 1
+            counts.drop_owner = event.process
         report_problem(
             "queue-full",
             f"the event queue is full ({self.queue_settings.max_events} events waiting): "
@@ -304,10 +307,11 @@ class QueueStore(Store):
     def _queue_record_drops(self) -> None:
         """Once the store takes writes again, record how many events were dropped."""
         counts = self._queue_counts
-        dropped, owner = counts.unrecorded_drops, counts.drop_owner
-        if owner is None:
-            return
-        counts.unrecorded_drops = 0
+        with self._queue_drop_lock:
+            dropped, owner = counts.unrecorded_drops, counts.drop_owner
+            if owner is None:
+                return
+            counts.unrecorded_drops = 0
         note = PendingEvent(
             owner,
             time.time(),
@@ -316,7 +320,8 @@ class QueueStore(Store):
         try:
             self.insert_events([note])
         except Exception as exc:  # noqa: BLE001 - the note is best effort; the count waits for the next try
-            counts.unrecorded_drops += dropped
+            with self._queue_drop_lock:
+                counts.unrecorded_drops += dropped
             report_problem("queue-retry", "recording the drop count failed", exc)
 
     def _queue_write_singly(self, batch: list[_Item]) -> bool:
