@@ -17,14 +17,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeAlias
 
 import pytest
 import sqlalchemy as sa
 
 import code_wake
 from code_wake import _report
+from code_wake_sql14_store import Sql14Store
 
 DEFAULT_POSTGRESQL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
@@ -46,6 +48,25 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     code_wake.Process.reset()
     yield
     code_wake.Process.reset()
+
+
+StoreOpener: TypeAlias = Callable[[str], Sql14Store]
+"""Opens a Sql14Store for a URL; the fixture closes every store it opened."""
+
+
+@pytest.fixture
+def open_store() -> Iterator[StoreOpener]:
+    """Open Sql14Stores by URL within a test; all are closed at its end."""
+    stores: list[Sql14Store] = []
+
+    def opener(url: str) -> Sql14Store:
+        store = Sql14Store(url)
+        stores.append(store)
+        return store
+
+    yield opener
+    for store in stores:
+        store.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,9 @@ NEW_INDEXES = {
     },
 }
 
+Opener = Callable[[str], Sql14Store]
+"""The `open_store` fixture: a Sql14Store for a URL, closed at the end of the test."""
+
 
 @pytest.fixture(
     params=[
@@ -85,21 +88,6 @@ NEW_INDEXES = {
 def db_url(request: pytest.FixtureRequest) -> str:
     """An empty database on each backend that has a server (a file for SQLite)."""
     return str(request.getfixturevalue(request.param))
-
-
-@pytest.fixture
-def opened() -> Iterator[list[Sql14Store]]:
-    """Stores a test opens; closed at its end."""
-    stores: list[Sql14Store] = []
-    yield stores
-    for store in stores:
-        store.close()
-
-
-def _open(opened: list[Sql14Store], url: str) -> Sql14Store:
-    store = Sql14Store(url)
-    opened.append(store)
-    return store
 
 
 def _scalar(engine: sa.Engine, sql: str) -> Any:
@@ -164,9 +152,9 @@ def _downgrade_to_schema_1(engine: sa.Engine) -> None:
 class TestMigration:
     """Databases of schema 1 and of pycodewake 0.2 are brought to schema 2 in place."""
 
-    def test_schema_1_on_sqlite(self, tmp_path: Path, opened: list[Sql14Store]) -> None:
+    def test_schema_1_on_sqlite(self, tmp_path: Path, open_store: Opener) -> None:
         """A schema-1 SQLite file (its real DDL) migrates and answers every query as a new one does."""
-        fresh = _open(opened, f"sqlite:///{tmp_path / 'fresh.sqlite'}")
+        fresh = open_store(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
         build_scene(fresh)
         expected = _answers(fresh)
         fresh.close()
@@ -178,7 +166,7 @@ class TestMigration:
                 db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM fresh.{table}")
             db.execute("INSERT INTO code_wake_schema (version) VALUES (1)")
         db.close()
-        store = _open(opened, f"sqlite:///{old}")
+        store = open_store(f"sqlite:///{old}")
         assert _answers(store) == expected
         assert _scalar(store.engine, "SELECT version FROM code_wake_schema") == SCHEMA_VERSION == 2
         assert _scalar(store.engine, "SELECT COUNT(*) FROM events WHERE app_id IS NULL") == 0
@@ -195,26 +183,26 @@ class TestMigration:
         ],
     )
     def test_schema_1_on_servers(
-        self, request: pytest.FixtureRequest, url_fixture: str, opened: list[Sql14Store]
+        self, request: pytest.FixtureRequest, url_fixture: str, open_store: Opener
     ) -> None:
         """A schema-1 database on PostgreSQL and MySQL/MariaDB migrates and answers as before."""
         url = str(request.getfixturevalue(url_fixture))
-        fresh = _open(opened, url)
+        fresh = open_store(url)
         build_scene(fresh)
         expected = _answers(fresh)
         fresh.close()
         _downgrade_to_schema_1(fresh.engine)
-        store = _open(opened, url)
+        store = open_store(url)
         assert _answers(store) == expected
         assert _scalar(store.engine, "SELECT version FROM code_wake_schema") == 2
         indexes = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("events")}
         assert NEW_INDEXES["events"] <= indexes
 
-    def test_pycodewake_database(self, tmp_path: Path, opened: list[Sql14Store]) -> None:
+    def test_pycodewake_database(self, tmp_path: Path, open_store: Opener) -> None:
         """A pycodewake 0.2 database: its events filter by app, group by trace and count by day."""
         copy = tmp_path / "pycodewake.sqlite"
         shutil.copyfile(COMPAT_DATABASE, copy)
-        store = _open(opened, f"sqlite:///{copy}")
+        store = open_store(f"sqlite:///{copy}")
         events = list(store.query_events())
         assert len(events) == 27
         billing = [e.id for e in events if e.process.app.name == "billing"]
@@ -256,9 +244,9 @@ def _plans(store: Sql14Store, query: Callable[[], object]) -> list[str]:
 
 
 @pytest.fixture
-def filled(db_url: str, opened: list[Sql14Store]) -> Sql14Store:
+def filled(db_url: str, open_store: Opener) -> Sql14Store:
     """3,000 events of 30 customers over 50 hours, a tenth with an exception; statistics gathered."""
-    store = _open(opened, db_url)
+    store = open_store(db_url)
     process = store.insert_process(process_info())
     policy = store.event_policy
     store.insert_events(
@@ -303,9 +291,9 @@ def test_event_pages_use_their_indexes(filled: Sql14Store) -> None:
         assert "filesort" not in term
 
 
-def test_groups_read_the_summary(sqlite_url: str, opened: list[Sql14Store]) -> None:
+def test_groups_read_the_summary(sqlite_url: str, open_store: Opener) -> None:
     """On SQLite (no statistics) the groups of a day come from event_counts' key, not from events."""
-    store = _open(opened, sqlite_url)
+    store = open_store(sqlite_url)
     build_scene(store)
     plans = _plans(store, lambda: store.query_trace_groups(EventFilter(since=DAY0 + 24 * HOUR)))
     assert "SEARCH event_counts USING PRIMARY KEY (span=? AND bucket_ts>?)" in plans[0]
@@ -315,15 +303,15 @@ def test_groups_read_the_summary(sqlite_url: str, opened: list[Sql14Store]) -> N
 # -- writers and prune ---------------------------------------------------------------------------------
 
 
-def test_a_writer_goes_on_after_another_store_pruned(db_url: str, opened: list[Sql14Store]) -> None:
+def test_a_writer_goes_on_after_another_store_pruned(db_url: str, open_store: Opener) -> None:
     """A process and a trace pruned by another store are stored again when the writer uses them next."""
-    writer = _open(opened, db_url)
+    writer = open_store(db_url)
     quiet = writer.insert_process(process_info(app_name="quiet", run_ts=DAY0 - HOUR))
     try:
         raise ValueError("long ago")
     except ValueError as exc:
         first = stored(writer.insert_event(quiet, {"n": "1"}, exc, when_ts=DAY0, sync=True))
-    pruner = _open(opened, db_url)
+    pruner = open_store(db_url)
     pruner.insert_process(process_info(app_name="busy"))  # the newest process, which prune keeps
     report = pruner.prune(DAY0 + HOUR)
     assert (report.events, report.processes, report.stacktraces) == (1, 1, 0)  # the newest trace is kept
@@ -339,9 +327,9 @@ def test_a_writer_goes_on_after_another_store_pruned(db_url: str, opened: list[S
     assert [g.count for g in pruner.query_trace_groups(EventFilter(app="quiet"))] == [1]
 
 
-def test_a_writer_holding_a_pruned_trace(db_url: str, opened: list[Sql14Store]) -> None:
+def test_a_writer_holding_a_pruned_trace(db_url: str, open_store: Opener) -> None:
     """A trace removed under a writer that cached it is stored again (under a new id) on its next use."""
-    writer = _open(opened, db_url)
+    writer = open_store(db_url)
     process = writer.insert_process(process_info())
     old = stored(
         writer.insert_event(process, {"n": "1"}, st_data=[["old.py", 1, "old()"]], when_ts=DAY0, sync=True)
@@ -351,7 +339,7 @@ def test_a_writer_holding_a_pruned_trace(db_url: str, opened: list[Sql14Store]) 
             process, {"n": "2"}, st_data=[["new.py", 2, "new()"]], when_ts=DAY0 + 9 * HOUR, sync=True
         )
     )
-    pruner = _open(opened, db_url)
+    pruner = open_store(db_url)
     assert pruner.prune(DAY0 + HOUR).stacktraces == 1
     again = stored(
         writer.insert_event(
@@ -364,9 +352,9 @@ def test_a_writer_holding_a_pruned_trace(db_url: str, opened: list[Sql14Store]) 
     assert stored(pruner.get_event_by_id(again.id)).stacktrace == again.stacktrace
 
 
-def test_summary_without_an_upsert(sqlite_url: str, opened: list[Sql14Store]) -> None:
+def test_summary_without_an_upsert(sqlite_url: str, open_store: Opener) -> None:
     """Where a database has no upsert, counts are added by update-else-insert, to the same sums."""
-    store = _open(opened, sqlite_url)
+    store = open_store(sqlite_url)
     build_scene(store)
     c = event_counts.c
     columns = (events.c.id, events.c.when_ts, events.c.app_id, events.c.app_vsn_id)

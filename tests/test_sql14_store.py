@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ COMPAT_DATABASE = Path(__file__).parent / "data" / "pycodewake-0.2.2.sqlite"
 PASSWORD = "s3cr3t-Pw"
 
 # -- the contract, on four databases ---------------------------------------------------------
+
+Opener = Callable[[str], Sql14Store]
+"""The `open_store` fixture: a Sql14Store for a URL, closed at the end of the test."""
 
 
 class TestSqliteMemory(StoreContract):
@@ -88,21 +91,6 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(_URL_FIXTURES[request.param]))
 
 
-@pytest.fixture
-def opened() -> Iterator[list[Sql14Store]]:
-    """Stores a test opens; closed at its end."""
-    stores: list[Sql14Store] = []
-    yield stores
-    for store in stores:
-        store.close()
-
-
-def _open(opened: list[Sql14Store], url: str) -> Sql14Store:
-    store = Sql14Store(url)
-    opened.append(store)
-    return store
-
-
 def _scalars(engine: sa.Engine, sql: str) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.exec_driver_sql(sql).scalars())
@@ -143,9 +131,9 @@ def _index_names(engine: sa.Engine, table: str) -> set[str]:
 class TestSchema:
     """The tables, indexes and version row that Sql14Store creates."""
 
-    def test_indexes_exist_in_the_database(self, db_url: str, opened: list[Sql14Store]) -> None:
+    def test_indexes_exist_in_the_database(self, db_url: str, open_store: Opener) -> None:
         """Every index is really created (the original declared its indexes and never made them)."""
-        store = _open(opened, db_url)
+        store = open_store(db_url)
         store.insert_process(process_info())
         for table, expected in EXPECTED_INDEXES.items():
             assert expected <= _index_names(store.engine, table), table
@@ -153,9 +141,9 @@ class TestSchema:
         assert [ix["column_names"] for ix in unique] == [["app_id", "vsn"]]
 
     @pytest.mark.mysql
-    def test_mysql_indexes_data_by_prefix(self, mysql_url: str, opened: list[Sql14Store]) -> None:
+    def test_mysql_indexes_data_by_prefix(self, mysql_url: str, open_store: Opener) -> None:
         """On MySQL/MariaDB the (key, value) index holds 191-character prefixes, then time and event id."""
-        store = _open(opened, mysql_url)
+        store = open_store(mysql_url)
         store.insert_process(process_info())
         with store.engine.connect() as conn:
             rows = conn.exec_driver_sql(
@@ -165,9 +153,9 @@ class TestSchema:
         assert parts == [("key", 191), ("val", 191), ("when_ts", None), ("event_id", None)]
 
     @pytest.mark.mysql
-    def test_mysql_tables_are_utf8mb4(self, mysql_url: str, opened: list[Sql14Store]) -> None:
+    def test_mysql_tables_are_utf8mb4(self, mysql_url: str, open_store: Opener) -> None:
         """MySQL tables use utf8mb4 with a binary collation (4-byte characters, exact matches)."""
-        store = _open(opened, mysql_url)
+        store = open_store(mysql_url)
         store.insert_process(process_info())
         collations = _scalars(
             store.engine,
@@ -189,36 +177,36 @@ class TestSchema:
         assert Sql14Store("mysql://someone@127.0.0.1:1/db").engine.url.drivername == "mysql+pymysql"
         assert Sql14Store("mariadb://someone@127.0.0.1:1/db").engine.url.drivername == "mariadb+pymysql"
 
-    def test_schema_version_row(self, db_url: str, opened: list[Sql14Store]) -> None:
+    def test_schema_version_row(self, db_url: str, open_store: Opener) -> None:
         """A new database records the schema version, 2, in one row."""
-        store = _open(opened, db_url)
+        store = open_store(db_url)
         store.get_app_by_name("anything")
         assert _scalars(store.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION] == [2]
 
-    def test_reopening_keeps_the_schema(self, db_url: str, opened: list[Sql14Store]) -> None:
+    def test_reopening_keeps_the_schema(self, db_url: str, open_store: Opener) -> None:
         """A second store on the same database finds the schema and the data."""
-        first = _open(opened, db_url)
+        first = open_store(db_url)
         event = stored(first.insert_event(first.insert_process(process_info()), {"a": "b"}, sync=True))
-        second = _open(opened, db_url)
+        second = open_store(db_url)
         assert second.get_event_by_id(event.id) == event
         assert _scalars(second.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION]
 
-    def test_a_newer_schema_is_refused(self, sqlite_url: str, opened: list[Sql14Store]) -> None:
+    def test_a_newer_schema_is_refused(self, sqlite_url: str, open_store: Opener) -> None:
         """A database written by a newer code_wake raises StoreError saying so."""
-        _open(opened, sqlite_url).get_app_by_name("anything")
+        open_store(sqlite_url).get_app_by_name("anything")
         engine = sa.create_engine(sqlite_url)
         with engine.begin() as conn:
             conn.exec_driver_sql("UPDATE code_wake_schema SET version = 99")
         engine.dispose()
-        store = _open(opened, sqlite_url)
+        store = open_store(sqlite_url)
         with pytest.raises(StoreError, match=r"schema version 99, newer than .* \(2\)"):
             store.get_app_by_name("anything")
         with pytest.raises(StoreError, match="newer"):
             store.insert_process(process_info())
 
-    def test_sqlite_connection_settings(self, sqlite_url: str, opened: list[Sql14Store]) -> None:
+    def test_sqlite_connection_settings(self, sqlite_url: str, open_store: Opener) -> None:
         """A SQLite file is in WAL mode; connections wait 30 s for locks and enforce foreign keys."""
-        store = _open(opened, sqlite_url)
+        store = open_store(sqlite_url)
         store.insert_process(process_info())
         path = sa.make_url(sqlite_url).database
         assert path is not None
@@ -246,9 +234,9 @@ def _plan(store: Sql14Store, where: list[tuple[str, str | None]]) -> str:
         return "\n".join(str(tuple(row)) for row in conn.exec_driver_sql(prefix + str(compiled), params))
 
 
-def test_data_query_uses_the_index(db_url: str, opened: list[Sql14Store]) -> None:
+def test_data_query_uses_the_index(db_url: str, open_store: Opener) -> None:
     """EXPLAIN shows the one-term data query using the (key, value) index on every backend."""
-    store = _open(opened, db_url)
+    store = open_store(db_url)
     process = store.insert_process(process_info())
     policy = store.event_policy
     store.insert_events(
@@ -294,7 +282,7 @@ def _race(url: str, barrier: Any, number: int) -> None:
     store.close()
 
 
-def test_concurrent_registration(db_url: str, opened: list[Sql14Store]) -> None:
+def test_concurrent_registration(db_url: str, open_store: Opener) -> None:
     """Processes starting together on one (empty) database make one app, version, environment and trace."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(_RACERS)
@@ -304,7 +292,7 @@ def test_concurrent_registration(db_url: str, opened: list[Sql14Store]) -> None:
     for racer in racers:
         racer.join(timeout=120)
     assert [racer.exitcode for racer in racers] == [0] * _RACERS
-    engine = _open(opened, db_url).engine
+    engine = open_store(db_url).engine
     counts = {
         table: _scalars(engine, f"SELECT COUNT(*) FROM {table}")[0]
         for table in (
@@ -368,9 +356,9 @@ def _log_in_child(store: Sql14Store, process_id: int, parent_connection: int) ->
         raise SystemExit("the child used the parent's pooled connection")
 
 
-def test_a_forked_child_uses_its_own_connections(db_url: str, opened: list[Sql14Store]) -> None:
+def test_a_forked_child_uses_its_own_connections(db_url: str, open_store: Opener) -> None:
     """After fork the child opens its own connections; the parent's keep working."""
-    store = _open(opened, db_url)
+    store = open_store(db_url)
     process = store.insert_process(process_info())
     store.insert_event(process, {"from": "parent"}, sync=True)
     parent_connection = _connection_id(store)
@@ -385,23 +373,23 @@ def test_a_forked_child_uses_its_own_connections(db_url: str, opened: list[Sql14
     assert len(store.get_events_by_data([("from", "parent")])) == 2
 
 
-def test_a_fresh_store_reads_what_another_wrote(db_url: str, opened: list[Sql14Store]) -> None:
+def test_a_fresh_store_reads_what_another_wrote(db_url: str, open_store: Opener) -> None:
     """Records come from the database, not from the writer's caches."""
-    writer = _open(opened, db_url)
+    writer = open_store(db_url)
     try:
         raise RuntimeError("boom")
     except RuntimeError as err:
         event = stored(writer.insert_event(process_info(), [("a", "1"), ("a", None)], exc=err, sync=True))
-    reader = _open(opened, db_url)
+    reader = open_store(db_url)
     assert reader.get_event_by_id(event.id) == event
     assert reader.get_events_by_data([("a", "1"), ("a", None)]) == [event]
     assert reader.get_process_by_id(event.process.id) == event.process
     assert reader.get_processes() == [event.process]
 
 
-def test_batch_ids_are_in_order(db_url: str, opened: list[Sql14Store]) -> None:
+def test_batch_ids_are_in_order(db_url: str, open_store: Opener) -> None:
     """A large batch gets one id per event, in the batch's order, with each event's own data."""
-    store = _open(opened, db_url)
+    store = open_store(db_url)
     process = store.insert_process(process_info())
     batch = [store.event_policy.build(process.id, {"n": str(n)}) for n in range(1200)]
     records = store.insert_events(batch)
@@ -427,8 +415,8 @@ class TestPycodewakeDatabase:
     """A database written by pycodewake 0.2.2 opens, reads and keeps deduplicating."""
 
     @pytest.fixture
-    def store(self, compat_copy: Path, opened: list[Sql14Store]) -> Sql14Store:
-        return _open(opened, f"sqlite:///{compat_copy}")
+    def store(self, compat_copy: Path, open_store: Opener) -> Sql14Store:
+        return open_store(f"sqlite:///{compat_copy}")
 
     def test_old_events_read_back(self, store: Sql14Store) -> None:
         """Its processes, events, data and stack traces come back through the API."""
@@ -539,9 +527,9 @@ def test_a_missing_driver() -> None:
     assert PASSWORD not in _formatted(raised.value)
 
 
-def test_database_errors_are_translated(sqlite_url: str, opened: list[Sql14Store]) -> None:
+def test_database_errors_are_translated(sqlite_url: str, open_store: Opener) -> None:
     """A failing query raises StoreError naming the operation, with SQLAlchemy's error as cause."""
-    store = _open(opened, sqlite_url)
+    store = open_store(sqlite_url)
     event = stored(store.insert_event(process_info(), {"a": "b"}, sync=True))
     with store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE events_data")
@@ -559,9 +547,9 @@ def test_a_closed_store_refuses_work(sqlite_url: str) -> None:
         store.insert_event(process, {"a": "b"}, sync=True)
 
 
-def test_records_are_plain_values(opened: list[Sql14Store]) -> None:
+def test_records_are_plain_values(open_store: Opener) -> None:
     """What the store returns holds no session or connection: records compare by value."""
-    store = _open(opened, "sqlite://")
+    store = open_store("sqlite://")
     event = stored(store.insert_event(process_info(), {"a": "b"}, inc_st=True, sync=True))
     assert isinstance(event, EventRecord)
     assert store.get_event_by_id(event.id) == event
