@@ -16,7 +16,6 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, NamedTuple, TypeAlias
 
 from .records import ProcessInfo
@@ -131,16 +130,15 @@ class EventPolicy:
         st_len: int | None = None,
         when_ts: float | None = None,
         frames: tuple[RawFrame, ...] | None = None,
-        caller: FrameType | None = None,
     ) -> PendingEvent:
         """Normalise one log call's input; this runs on the caller's thread for every event.
 
         `frames` given explicitly (the original's ``st_data``) win over capture;
-        otherwise with `inc_st` the trace comes from `exc`, or from the stack
-        starting at `caller` (default: the first frame outside code_wake).
+        otherwise with `inc_st` the trace comes from `exc`, or from the calling
+        stack (its code_wake, logging and structlog frames left out).
         """
         if frames is None and inc_st:
-            frames = capture_exception(exc, st_len) if exc is not None else capture_caller(st_len, caller)
+            frames = capture_exception(exc, st_len) if exc is not None else capture_caller(st_len)
         when = _now() if when_ts is None else float(when_ts)
         pairs = self.normalise(data) if data else ()
         if exc is None:

@@ -90,14 +90,13 @@ def _is_internal(filename: str) -> bool:
     return filename.startswith(_INTERNAL) or filename == _LOGGING_FILE
 
 
-def capture_caller(st_len: int | None = None, frame: FrameType | None = None) -> tuple[RawFrame, ...]:
+def capture_caller(st_len: int | None = None) -> tuple[RawFrame, ...]:
     """The calling stack, outermost first, without code_wake/logging/structlog frames.
 
-    `frame` is where to start (default: the caller of this function); the
-    innermost `st_len` frames are kept.
+    The innermost `st_len` frames are kept.
     """
     limit = _limit(st_len)
-    current: FrameType | None = frame if frame is not None else sys._getframe(1)
+    current: FrameType | None = sys._getframe(1)
     frames: list[RawFrame] = []
     while current is not None and len(frames) < limit:
         code = current.f_code
