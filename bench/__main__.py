@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from . import doors, queries, queue_bench, sync_latency
+from . import doors, growth, many_writers, queries, queue_bench, server_throughput, sync_latency
 from .timing import Row, print_table
 
 Bench = Callable[[bool], list[Row]]
@@ -30,6 +30,10 @@ BENCHES: dict[str, tuple[str, Bench]] = {
         "Persisted throughput while the main thread is CPU-bound (higher is better)",
         lambda quick: queue_bench.throughput_under_load(count=5_000 if quick else 20_000),
     ),
+    "servers": (
+        "Persisted throughput on PostgreSQL and MariaDB vs the raw driver (higher is better)",
+        server_throughput.run,
+    ),
     "sync": (
         "log(sync=True) on a SQLite file (lower is better)",
         lambda quick: sync_latency.run(sizes=(0, 10_000) if quick else (0, 100_000)),
@@ -45,6 +49,14 @@ BENCHES: dict[str, tuple[str, Bench]] = {
     "queries": (
         "Analysis queries at 1M stored events (--queries-size), ms per page (lower is better)",
         queries.run,
+    ),
+    "growth": (
+        "Growth: log(sync=True) and analysis queries at 10k, 100k, 1M stored events (lower is better)",
+        growth.run,
+    ),
+    "writers": (
+        "Many writers: 8 processes x 4 threads at once vs one writer, events/s stored (higher is better)",
+        many_writers.run,
     ),
 }
 

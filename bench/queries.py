@@ -7,16 +7,19 @@ DESC LIMIT 50`` through the same engine. code_wake's queries return whole
 records (data, stack trace, process), so they cost a few queries more.
 
 The store is filled fast, without the store's write path (which the
-throughput benchmarks measure): events, data rows and the ``event_counts``
-summary are inserted in large batches of the rows the store itself writes
-(`code_wake_sql14_store._counts.count_rows` makes the summary). 1M events
-take about a minute on SQLite and a few on the servers; ``--queries-size``
-chooses another size, ``--quick`` uses 50,000. PostgreSQL and MySQL/MariaDB
-are measured where their servers answer (CODE_WAKE_TEST_POSTGRESQL,
-CODE_WAKE_TEST_MYSQL, else the local defaults), in a scratch database
-dropped afterwards; they are ANALYZEd after the fill, SQLite is not (the
-store must not depend on statistics there). ``--queries-explain`` prints
-each query's plan.
+throughput benchmarks measure): events and data rows are inserted in large
+batches of the rows the store itself writes, and each batch's counts are
+added to the ``event_counts`` summary in its transaction, as the store does
+(`code_wake_sql14_store._counts.add_counts`). 1M events take about a minute
+on SQLite and a few on the servers; ``--queries-size`` chooses another size,
+``--quick`` uses 50,000. PostgreSQL and MySQL/MariaDB are measured where
+their servers answer (CODE_WAKE_TEST_POSTGRESQL, CODE_WAKE_TEST_MYSQL, else
+the local defaults), in a scratch database dropped afterwards; they are
+ANALYZEd after the fill, SQLite is not (the store must not depend on
+statistics there). ``--queries-explain`` prints each query's plan.
+
+`Filler`, `database`, `cases`, `measure` and `explain` are reused by
+``bench.growth``, which grows one database in steps and measures at each.
 """
 
 from __future__ import annotations
@@ -39,8 +42,8 @@ from code_wake.records import ProcessRecord
 from code_wake.stack_trace import RawFrame, trace_digest
 from code_wake.testing.contract import process_info
 from code_wake_sql14_store import Sql14Store
-from code_wake_sql14_store._counts import KEY_COLUMNS, count_rows
-from code_wake_sql14_store.schema import event_counts, events, events_data, stackframes, stacktraces
+from code_wake_sql14_store._counts import CountRow, add_counts, upsert_statement
+from code_wake_sql14_store.schema import events, events_data, stackframes, stacktraces
 
 from .timing import Row
 
@@ -152,94 +155,121 @@ def _processes(store: Sql14Store) -> list[tuple[ProcessRecord, float]]:
 
 
 def _event_rows(
-    start: int,
+    first_id: int,
+    position: int,
     count: int,
-    size: int,
+    total: int,
     owners: list[ProcessRecord],
     weights: list[float],
     traces: list[int],
     rng: random.Random,
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    step = DAYS * 86_400 / size
+    """Events `position` to `position + count` of `total` spread evenly over the 30 days."""
+    step = DAYS * 86_400 / total
     picked = rng.choices(owners, weights, k=count)
     kinds = rng.choices(list(KINDS), list(KINDS.values()), k=count)
     for offset in range(count):
-        n = start + offset
+        at = position + offset
+        event_id = first_id + at
         owner, kind = picked[offset], kinds[offset]
-        when = END - DAYS * 86_400 + n * step + rng.random() * step
+        when = END - DAYS * 86_400 + at * step + rng.random() * step
         trace = traces[rng.randrange(TRACES)] if kind == "fault" else None
         row = {
-            "id": n + 1,
+            "id": event_id,
             "when_ts": when,
             "process_id": owner.id,
             "stacktrace_id": trace,
             "exc_type": None if trace is None else ERROR_TYPES[(trace - traces[0]) % 5],
-            "exc_message": None if trace is None else f"failed for request {n}",
+            "exc_message": None if trace is None else f"failed for request {event_id - 1}",
             "app_id": owner.app.id,
             "app_vsn_id": owner.app_vsn.id if owner.app_vsn else None,
             "environment_id": owner.environment.id if owner.environment else None,
         }
-        data = [("event", kind), ("customer", f"c{rng.randrange(10_000)}"), ("n", str(n))]
-        yield row, [{"event_id": n + 1, "key": k, "val": v, "when_ts": when} for k, v in data]
+        data = [("event", kind), ("customer", f"c{rng.randrange(10_000)}"), ("n", str(event_id - 1))]
+        yield row, [{"event_id": event_id, "key": k, "val": v, "when_ts": when} for k, v in data]
+
+
+def _counted(row: dict[str, Any]) -> CountRow:
+    """What the ``event_counts`` summary counts of an event row."""
+    return (
+        row["id"],
+        row["when_ts"],
+        row["app_id"],
+        row["app_vsn_id"],
+        row["environment_id"],
+        row["stacktrace_id"],
+        row["exc_type"],
+    )
+
+
+class Filler:
+    """Puts events into a store fast, as the store writes them, in large batches.
+
+    Made once per store: registers the processes (the store creates its
+    schema) and stack traces the events belong to. Each `add` spreads its
+    events over the same 30 days, so a store grown by several calls gets
+    denser, as a busier application's would; ids follow the highest stored,
+    whoever wrote it. The ``event_counts`` summary gets each batch's counts
+    in the batch's transaction, as the store's write path adds them.
+    """
+
+    def __init__(self, store: Sql14Store, seed: int = 5) -> None:
+        self.store = store
+        self._rng = random.Random(seed)
+        owners_shares = _processes(store)  # first: the store creates its schema
+        self._traces = _store_traces(store)
+        self._owners = [o for o, _ in owners_shares]
+        self._weights = [w for _, w in owners_shares]
+
+    def add(self, count: int) -> None:
+        """`count` more events; then the servers are ANALYZEd."""
+        engine = self.store.engine
+        with engine.connect() as conn:
+            first_id = int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar() or 0) + 1
+        upsert = upsert_statement(engine.dialect)
+        for start in range(0, count, _CHUNK):
+            batch = list(
+                _event_rows(
+                    first_id,
+                    start,
+                    min(_CHUNK, count - start),
+                    count,
+                    self._owners,
+                    self._weights,
+                    self._traces,
+                    self._rng,
+                )
+            )
+            rows = [row for row, _ in batch]
+            with engine.begin() as conn:
+                _insert(conn, rows, [d for _, data in batch for d in data])
+                add_counts(conn, upsert, map(_counted, rows))
+        if engine.dialect.name == "postgresql":
+            # COPY gave the ids: move the sequence past them, for the store's own inserts.
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "SELECT setval(pg_get_serial_sequence('events', 'id'), max(id)) FROM events"
+                )
+        _analyze(engine)
 
 
 def fill(store: Sql14Store, size: int, seed: int = 5) -> None:
     """`size` events over 30 days, as the store writes them, in large batches."""
-    rng = random.Random(seed)
-    owners_shares = _processes(store)  # first: the store creates its schema
-    traces = _store_traces(store)
-    owners = [o for o, _ in owners_shares]
-    weights = [w for _, w in owners_shares]
-    tallies: dict[Any, list[Any]] = {}
-    for start in range(0, size, _CHUNK):
-        batch = list(_event_rows(start, min(_CHUNK, size - start), size, owners, weights, traces, rng))
-        rows = [row for row, _ in batch]
-        _insert(store.engine, rows, [d for _, data in batch for d in data])
-        counted = count_rows(
-            (
-                r["id"],
-                r["when_ts"],
-                r["app_id"],
-                r["app_vsn_id"],
-                r["environment_id"],
-                r["stacktrace_id"],
-                r["exc_type"],
-            )
-            for r in rows
-        )
-        for key, (n, first, last, last_id) in counted.items():
-            known = tallies.setdefault(key, [0, first, last, last_id])
-            known[0] += n
-            known[1], known[2], known[3] = min(known[1], first), max(known[2], last), max(known[3], last_id)
-    summary = [
-        {
-            **dict(zip(KEY_COLUMNS, key, strict=True)),
-            "n": t[0],
-            "first_ts": t[1],
-            "last_ts": t[2],
-            "last_event_id": t[3],
-        }
-        for key, t in tallies.items()
-    ]
-    with store.engine.begin() as conn:
-        conn.execute(sa.insert(event_counts), summary)
-    _analyze(store.engine)
+    Filler(store, seed).add(size)
 
 
-def _insert(engine: sa.Engine, rows: list[dict[str, Any]], data: list[dict[str, Any]]) -> None:
+def _insert(conn: sa.Connection, rows: list[dict[str, Any]], data: list[dict[str, Any]]) -> None:
     """Insert events and data rows: executemany, or COPY on PostgreSQL (ten times faster there)."""
-    if engine.dialect.name != "postgresql":
-        with engine.begin() as conn:
-            conn.execute(sa.insert(events), rows)
-            conn.execute(sa.insert(events_data), data)
+    if conn.dialect.name != "postgresql":
+        conn.execute(sa.insert(events), rows)
+        conn.execute(sa.insert(events_data), data)
         return
-    with engine.begin() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        for table, chunk in ((events, rows), (events_data, data)):
-            names = list(chunk[0])
-            with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-                for row in chunk:
-                    copy.write_row([row[name] for name in names])
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    for table, chunk in ((events, rows), (events_data, data)):
+        names = list(chunk[0])
+        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in chunk:
+                copy.write_row([row[name] for name in names])
 
 
 def _analyze(engine: sa.Engine) -> None:
@@ -260,7 +290,7 @@ def _analyze(engine: sa.Engine) -> None:
 
 
 @contextmanager
-def _database(backend: str) -> Iterator[str | None]:
+def database(backend: str) -> Iterator[str | None]:
     """The URL of an empty database on `backend` (None: no server answers), removed afterwards."""
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
@@ -288,7 +318,7 @@ def _database(backend: str) -> Iterator[str | None]:
 # -- the queries -----------------------------------------------------------------------------------
 
 
-def _cases(store: Sql14Store) -> dict[str, Callable[[], object]]:
+def cases(store: Sql14Store) -> dict[str, Callable[[], object]]:
     """The queries measured, each returning one page; the first is the anchor."""
     middle = END - DAYS * 86_400 / 2 + 1234.5
     day_ago = END - 86_400 + 321.5
@@ -317,21 +347,21 @@ def _cases(store: Sql14Store) -> dict[str, Callable[[], object]]:
     }
 
 
-def _measure(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+def measure(timed: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Milliseconds per call, medians of `repeats` rounds, the cases interleaved in each round."""
     for _ in range(3):
-        for case in cases.values():
+        for case in timed.values():
             case()  # warm: the schema check, caches, the database's pages, prepared statements
-    samples: dict[str, list[float]] = {name: [] for name in cases}
+    samples: dict[str, list[float]] = {name: [] for name in timed}
     for _ in range(repeats):
-        for name, case in cases.items():
+        for name, case in timed.items():
             start = time.perf_counter()
             case()
             samples[name].append((time.perf_counter() - start) * 1000)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def _explain(store: Sql14Store, cases: dict[str, Callable[[], object]]) -> None:
+def explain(store: Sql14Store, timed: dict[str, Callable[[], object]]) -> None:
     """Print the plan of every statement each case runs."""
     captured: list[tuple[str, Any]] = []
 
@@ -341,7 +371,7 @@ def _explain(store: Sql14Store, cases: dict[str, Callable[[], object]]) -> None:
         captured.append((statement, parameters))
 
     prefix = "EXPLAIN QUERY PLAN " if store.engine.dialect.name == "sqlite" else "EXPLAIN "
-    for name, case in cases.items():
+    for name, case in timed.items():
         sa.event.listen(store.engine, "before_cursor_execute", capture)
         try:
             case()
@@ -364,7 +394,7 @@ def run(quick: bool = False) -> list[Row]:
     size = 50_000 if quick else int(SETTINGS["size"])
     rows: list[Row] = []
     for backend in SETTINGS["backends"]:
-        with _database(backend) as url:
+        with database(backend) as url:
             if url is None:
                 rows.append(Row(f"{backend}: no server", 0, "", "skipped"))
                 continue
@@ -372,10 +402,10 @@ def run(quick: bool = False) -> list[Row]:
             started = time.perf_counter()
             fill(store, size)
             filled = time.perf_counter() - started
-            cases = _cases(store)
+            measured = cases(store)
             if SETTINGS["explain"]:
-                _explain(store, cases)
-            medians = _measure(cases, repeats=7 if quick else 21)
+                explain(store, measured)
+            medians = measure(measured, repeats=7 if quick else 21)
             anchor = next(iter(medians.values()))
             rows.append(Row(f"{backend}, {size:,} events: filling took", filled, "s", "(not measured)"))
             for name, ms in medians.items():

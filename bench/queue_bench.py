@@ -175,27 +175,30 @@ def _raw_rows_per_second(path: str, count: int, process_id: int, batch: int = 50
     return count / elapsed
 
 
-def _queued_rows_per_second(path: str, count: int) -> tuple[float, int]:
+def queued_rate(url: str, count: int, batch_size: int = 500) -> float:
+    """Events per second through Process().log and the queue into `url`, until all are flushed."""
     code_wake.Process.reset()
-    store = Sql14QueueStore(f"sqlite:///{path}", queue_settings=QueueSettings(max_events=count + 1))
+    settings = QueueSettings(max_events=count + 1, batch_size=batch_size)
+    store = Sql14QueueStore(url, queue_settings=settings)
     proc = code_wake.Process(store=store, app_name="bench").init()
     start = time.perf_counter()
     for _ in range(count):
         proc.log(DATA)
-    if not store.flush(timeout=120):
+    if not store.flush(timeout=300):
         raise RuntimeError("the queue did not get through the benchmark's events")
     elapsed = time.perf_counter() - start
     stats = store.queue_stats
-    if stats.dropped or stats.lost:
-        raise RuntimeError(f"events were dropped or lost: {stats}")
     store.close()
-    return count / elapsed, proc.id
+    code_wake.Process.reset()
+    if stats.dropped or stats.lost or stats.written != count:
+        raise RuntimeError(f"events were not all written: {stats}")
+    return count / elapsed
 
 
 def throughput(count: int = 50_000, repeats: int = 3) -> list[Row]:
     """Events per second persisted through the queue, vs raw sqlite3 into the same schema."""
     return _compare_rates(
-        lambda path: _queued_rows_per_second(path, count)[0],
+        lambda path: queued_rate(f"sqlite:///{path}", count),
         lambda path: _raw_rows_per_second(path, count, 1),
         repeats,
         ("raw sqlite3 executemany, same schema", "Process().log -> queue -> SQLite WAL"),

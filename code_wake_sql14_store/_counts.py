@@ -10,7 +10,7 @@ from ``events`` itself, so answers are exact for any range.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
@@ -46,21 +46,39 @@ _REBUILD_CHUNK = 10_000
 
 
 def count_rows(rows: Iterable[CountRow], spans: tuple[int, ...] = LEVELS) -> dict[CountKey, list[Any]]:
-    """The summary rows for `rows`: per key, [count, first time, last time, highest event id]."""
-    tallies: dict[CountKey, list[Any]] = {}
+    """The summary rows for `rows`: per key, [count, first time, last time, highest event id].
+
+    Each event is tallied once, in the finest span's bucket; the coarser spans
+    (each a multiple of the finest) are then summed from those few tallies.
+    """
+    finest = min((span for span in spans if span), default=0)
+    fine: dict[CountKey, list[Any]] = {}
     for event_id, when_ts, app_id, vsn_id, env_id, trace_id, exc_type in rows:
-        for span in spans:
-            bucket = int(when_ts // span) * span if span else 0
-            key = (span, bucket, app_id or 0, vsn_id or 0, env_id or 0, trace_id or 0, exc_type or "")
-            tally = tallies.get(key)
-            if tally is None:
-                tallies[key] = [1, when_ts, when_ts, event_id]
+        bucket = int(when_ts // finest) * finest if finest else 0
+        key = (finest, bucket, app_id or 0, vsn_id or 0, env_id or 0, trace_id or 0, exc_type or "")
+        tally = fine.get(key)
+        if tally is None:
+            fine[key] = [1, when_ts, when_ts, event_id]
+        else:
+            _merge(tally, (1, when_ts, when_ts, event_id))
+    tallies: dict[CountKey, list[Any]] = {}
+    for span in spans:
+        for (_, bucket, app_id, vsn_id, env_id, trace_id, exc_type), tally in fine.items():
+            key = (span, bucket // span * span if span else 0, app_id, vsn_id, env_id, trace_id, exc_type)
+            known = tallies.get(key)
+            if known is None:
+                tallies[key] = list(tally)
             else:
-                tally[0] += 1
-                tally[1] = min(tally[1], when_ts)
-                tally[2] = max(tally[2], when_ts)
-                tally[3] = max(tally[3], event_id)
+                _merge(known, tally)
     return tallies
+
+
+def _merge(tally: list[Any], other: Sequence[Any]) -> None:
+    """Add the tally `other` to `tally`, in place."""
+    tally[0] += other[0]
+    tally[1] = min(tally[1], other[1])
+    tally[2] = max(tally[2], other[2])
+    tally[3] = max(tally[3], other[3])
 
 
 def _parameters(tallies: dict[CountKey, list[Any]]) -> list[dict[str, Any]]:

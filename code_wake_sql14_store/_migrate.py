@@ -10,7 +10,8 @@ Upgrades, each step checking first so that a run interrupted on MySQL (whose
 DDL cannot be rolled back) is finished by the next one:
 
 - from pycodewake 0.2 (version 0): its columns and indexes, its app versions
-  repaired, then everything schema 1 to 2 does;
+  repaired, on MySQL its single precision FLOAT times made DOUBLE, then
+  everything schema 1 to 2 does;
 - from 1 to 2: the copies of app, version and environment on ``events`` and
   of the time on ``events_data`` are added and filled in from the rows they
   copy, the two indexes whose columns changed are made again, and
@@ -122,6 +123,8 @@ def _upgrade(conn: sa.Connection, version: int) -> None:
     for column in ADDED_COLUMNS:
         if column.name not in {c["name"] for c in inspector.get_columns(column.table.name)}:
             _add_column(conn, column)
+    if version < 1 and conn.dialect.name in MYSQL_DIALECTS:
+        _widen_timestamps(conn)
     existing = _index_names(conn)
     if version < 2:
         for table_name, index_name in CHANGED_INDEXES:
@@ -135,7 +138,11 @@ def _upgrade(conn: sa.Connection, version: int) -> None:
             if index.name not in existing:
                 # Index.create runs the DDL only where the index's ddl_if allows it.
                 index.create(conn)
-    if _VSN_INDEX not in existing:
+    if version < 1:
+        # Not gated on the unique index, as the merge is: the index is made (and on MySQL
+        # committed, as all DDL is) before this repair, so an upgrade stopped in between left
+        # it in place with the versions still shared, and the next run skipped the repair.
+        # A no-op where no process has another app's version.
         _repair_cross_app_versions(conn)
     if version < 2:
         # After the version repair: events copy their process's (repaired) version.
@@ -195,6 +202,22 @@ def _add_column(conn: sa.Connection, column: sa.Column[Any]) -> None:
     preparer = conn.dialect.identifier_preparer
     spec = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
     conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(column.table)} ADD COLUMN {spec}")
+
+
+def _widen_timestamps(conn: sa.Connection) -> None:
+    """Make pycodewake's FLOAT times on MySQL our DOUBLE (checking first, as every step).
+
+    pycodewake's ``sa.Float`` is MySQL's 4-byte FLOAT: it keeps epoch seconds to
+    128 s, and MySQL sends it to the driver printed to 6 significant digits, so
+    times hours apart read back equal (keyset pages then skip events), and every
+    event written after the upgrade would lose its time the same way.
+    """
+    preparer = conn.dialect.identifier_preparer
+    for column in (processes.c.run_ts, events.c.when_ts):
+        found = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns(column.table.name)}
+        if str(found[column.name].compile(dialect=conn.dialect)).startswith("FLOAT"):
+            spec = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(column.table)} MODIFY COLUMN {spec}")
 
 
 def _index_names(conn: sa.Connection) -> set[str]:

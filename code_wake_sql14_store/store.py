@@ -39,11 +39,11 @@ from code_wake.store import HasProcessInfo, Store, process_info_of
 
 from . import _prune
 from ._analysis import DailyTotals, GroupPart, GroupTally, Scope, distinct_rows, merge_groups, time_range
+from ._batch import BatchWriter, SqlalchemyBatch, batch_writer, new_id
 from ._cache import BoundedCache
 from ._counts import CountRow, Segment, add_counts, segments, upsert_statement
 from ._engine import build_engine, is_memory_sqlite, masked, parse_url, translate_error, unavailable
 from ._migrate import ensure_schema
-from ._sqlite_batch import insert_many
 from .schema import (
     LONG_TEXT_LIMIT,
     MYSQL_DIALECTS,
@@ -90,8 +90,6 @@ _PAGE = 500
 
 # Statements are built once; SQLAlchemy caches their compiled form by statement.
 _INSERT_EVENT = sa.insert(events)
-_INSERT_EVENTS_RETURNING = sa.insert(events).returning(events.c.id, sort_by_parameter_order=True)
-_INSERT_DATA = sa.insert(events_data)
 _INSERT_PROCESS = sa.insert(processes)
 _INSERT_TRACE = sa.insert(stacktraces)
 _INSERT_FRAMES = sa.insert(stackframes)
@@ -163,7 +161,7 @@ class Sql14Store(Store):
         self._fork_guard = ForkGuard()
         self._ready = False
         self._closed = False
-        self._returning_many = False
+        self._batch: BatchWriter = SqlalchemyBatch()
         self._upsert_counts: sa.Executable | None = upsert_statement(self._engine.dialect)
         self._apps: BoundedCache[str, AppRecord] = BoundedCache(_CACHE_SIZE)
         self._vsns: BoundedCache[tuple[int, str], AppVsnRecord] = BoundedCache(_CACHE_SIZE)
@@ -271,10 +269,8 @@ class Sql14Store(Store):
                         for event_id, row, data in zip(ids, rows, datas, strict=True)
                         for item in data
                     ]
-                    if data_rows and self._sqlite:
-                        insert_many(conn, "events_data", data_rows)
-                    elif data_rows:
-                        conn.execute(_INSERT_DATA, data_rows)
+                    if data_rows:
+                        self._batch.insert_rows(conn, events_data, data_rows)
                     add_counts(conn, self._upsert_counts, _count_rows(ids, rows))
                 return ids, rows
             except sa.exc.DBAPIError as exc:
@@ -356,7 +352,7 @@ class Sql14Store(Store):
                 "environment_id": None if environment is None else environment.id,
             }
             with self._begin() as conn:
-                process_id = _new_id(conn.execute(_INSERT_PROCESS, values))
+                process_id = new_id(conn.execute(_INSERT_PROCESS, values))
         return self._processes.put(process_id, dataclasses.replace(record, id=process_id))
 
     def insert_app(self, name: str, vsn: str | None = None) -> AppRecord:
@@ -976,9 +972,9 @@ class Sql14Store(Store):
                 return
             with self._guard("prepare the code_wake schema"), self._lock:
                 ensure_schema(self._checkout, self._where)
-            # Known only once connected: MariaDB >= 10.5 has RETURNING, MySQL none.
-            dialect = self._engine.dialect
-            self._returning_many = bool(dialect.insert_executemany_returning_sort_by_parameter_order)
+                # Chosen once connected: a choice may depend on the server's settings.
+                with self._checkout() as conn:
+                    self._batch = batch_writer(conn)
             self._ready = True
 
     def _one(self, operation: str, query: sa.Select[Any], convert: Callable[[_Row], _T]) -> _T | None:
@@ -1003,7 +999,7 @@ class Sql14Store(Store):
                 with self._begin() as conn:
                     found = conn.execute(query).scalar()
                     if found is None:
-                        found = _new_id(conn.execute(sa.insert(table).values(values)))
+                        found = new_id(conn.execute(sa.insert(table).values(values)))
                     return int(found)
             except sa.exc.DBAPIError as exc:
                 attempt += 1
@@ -1078,7 +1074,7 @@ class Sql14Store(Store):
         while True:
             try:
                 with self._begin() as conn:
-                    trace_id = _new_id(conn.execute(_INSERT_TRACE, {"digest": trace.digest}))
+                    trace_id = new_id(conn.execute(_INSERT_TRACE, {"digest": trace.digest}))
                     if frames:
                         conn.execute(_INSERT_FRAMES, [_frame_row(trace_id, frame) for frame in frames])
                 # Stored outermost first (ascending id); records give them innermost first.
@@ -1096,19 +1092,8 @@ class Sql14Store(Store):
 
     def _insert_event_rows(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
         if len(rows) == 1:
-            return [_new_id(conn.execute(_INSERT_EVENT, rows[0]))]
-        if self._sqlite:
-            # SQLAlchemy cannot batch an ordered INSERT .. RETURNING on SQLite (it sends
-            # one statement per row). Multi-row INSERTs are few driver calls (see
-            # _sqlite_batch), and since the transaction holds SQLite's only write lock,
-            # the batch's ids are consecutive, ending at the last rowid.
-            last = insert_many(conn, "events", rows)
-            return list(range(last - len(rows) + 1, last + 1))
-        if self._returning_many:
-            # "insertmanyvalues": few multi-row INSERT .. RETURNING statements, ids in our order.
-            return [int(event_id) for event_id in conn.execute(_INSERT_EVENTS_RETURNING, rows).scalars()]
-        # MySQL has no RETURNING: one statement per event, each telling its id.
-        return [_new_id(conn.execute(_INSERT_EVENT, row)) for row in rows]
+            return [new_id(conn.execute(_INSERT_EVENT, rows[0]))]
+        return self._batch.insert_events(conn, events, rows)
 
     def _data_conditions(
         self, where: Iterable[tuple[str, str | None]], process_id: int | None
@@ -1279,7 +1264,14 @@ def _clip(text: Any, limit: int) -> Any:
 
 
 def _clip_data(data: Iterable[tuple[str, str | None]]) -> tuple[DataItem, ...]:
-    return tuple(DataItem(_clip(key, NAME_LENGTH), _clip(val, LONG_TEXT_LIMIT)) for key, val in data)
+    # _clip inlined: this runs for every value of every event written.
+    return tuple(
+        DataItem(
+            key if len(key) <= NAME_LENGTH else key[:NAME_LENGTH],
+            val if val is None or len(val) <= LONG_TEXT_LIMIT else val[:LONG_TEXT_LIMIT],
+        )
+        for key, val in data
+    )
 
 
 def _event_row(event: PendingEvent, owner: ProcessRecord, trace: StacktraceRecord | None) -> dict[str, Any]:
@@ -1326,14 +1318,6 @@ def _frame_row(trace_id: int, frame: StackframeRecord) -> dict[str, Any]:
         "src": frame.src,
         "function": frame.function,
     }
-
-
-def _new_id(result: sa.CursorResult[Any]) -> int:
-    """The primary key the single-row INSERT of `result` generated."""
-    key = result.inserted_primary_key
-    if key is None or key[0] is None:
-        raise StoreError("The database returned no id for a new row.")
-    return int(key[0])
 
 
 def _lost_race(exc: sa.exc.DBAPIError) -> bool:

@@ -137,3 +137,15 @@ def postgresql_url(_postgresql_database: str) -> str:
 def mysql_url(_mysql_database: str) -> str:
     """An empty scratch database on the MySQL/MariaDB server (skips where there is none)."""
     return _emptied(_mysql_database)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite"),
+        pytest.param("postgresql", marks=pytest.mark.postgresql),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ]
+)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """An empty database on each backend: a SQLite file, and the servers where they answer."""
+    return str(request.getfixturevalue(f"{request.param}_url"))

@@ -3,6 +3,7 @@ writers that keep going while a prune removes what they hold."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -76,18 +77,6 @@ NEW_INDEXES = {
 
 Opener = Callable[[str], Sql14Store]
 """The `open_store` fixture: a Sql14Store for a URL, closed at the end of the test."""
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite_url"),
-        pytest.param("postgresql_url", marks=pytest.mark.postgresql),
-        pytest.param("mysql_url", marks=pytest.mark.mysql),
-    ]
-)
-def db_url(request: pytest.FixtureRequest) -> str:
-    """An empty database on each backend that has a server (a file for SQLite)."""
-    return str(request.getfixturevalue(request.param))
 
 
 def _scalar(engine: sa.Engine, sql: str) -> Any:
@@ -369,3 +358,29 @@ def test_summary_without_an_upsert(sqlite_url: str, open_store: Opener) -> None:
     assert {tuple(row[:7]): (row.n, row.first_ts, row.last_ts, row.last_event_id) for row in stored_rows} == {
         key: (2 * n, first, last, last_id) for key, (n, first, last, last_id) in expected.items()
     }
+
+
+def test_count_rows_matches_a_tally_per_span() -> None:
+    """Tallied per hour then summed into days and all time: the same as counting each span alone."""
+    rng = random.Random(7)
+    rows = [
+        (
+            event_id,
+            DAY0 + rng.uniform(-3 * 86_400, 3 * 86_400),
+            rng.choice((1, 2, None)),
+            rng.choice((3, None)),
+            rng.choice((4, 5)),
+            rng.choice((None, 6)),
+            rng.choice((None, "ValueError", "KeyError")),
+        )
+        for event_id in range(1, 2_001)
+    ]
+    naive: dict[tuple[Any, ...], list[Any]] = {}
+    for span in (0, 86_400, 3_600):
+        for event_id, when_ts, app, vsn, env, trace, exc in rows:
+            bucket = int(when_ts // span) * span if span else 0
+            key = (span, bucket, app or 0, vsn or 0, env or 0, trace or 0, exc or "")
+            n, first, last, top = naive.get(key, [0, when_ts, when_ts, event_id])
+            naive[key] = [n + 1, min(first, when_ts), max(last, when_ts), max(top, event_id)]
+    assert count_rows(rows) == naive  # type: ignore[arg-type]
+    assert sum(n for (span, *_), (n, *_) in naive.items() if span == 0) == len(rows)

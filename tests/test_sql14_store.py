@@ -76,20 +76,6 @@ class TestMysql(StoreContract):
 
 # -- helpers ---------------------------------------------------------------------------------
 
-_URL_FIXTURES = {"sqlite": "sqlite_url", "postgresql": "postgresql_url", "mysql": "mysql_url"}
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite"),
-        pytest.param("postgresql", marks=pytest.mark.postgresql),
-        pytest.param("mysql", marks=pytest.mark.mysql),
-    ]
-)
-def db_url(request: pytest.FixtureRequest) -> str:
-    """An empty database on each backend that has a server (a file for SQLite)."""
-    return str(request.getfixturevalue(_URL_FIXTURES[request.param]))
-
 
 def _scalars(engine: sa.Engine, sql: str) -> list[Any]:
     with engine.connect() as conn:
