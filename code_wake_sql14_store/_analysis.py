@@ -29,7 +29,7 @@ __all__ = [
 
 GroupPart: TypeAlias = tuple[Any, ...]
 """stacktrace_id, exc_type, count, first_ts, last_ts, last_event_id, and the app, version and
-environment ids seen, each comma-separated."""
+environment ids seen: each comma-separated, or the one id (an int) where the filter fixes it."""
 
 DailyKey: TypeAlias = tuple[datetime.date, int, "int | None", "int | None"]
 """UTC day, app_id, app_vsn_id, environment_id."""
@@ -58,9 +58,11 @@ class Scope:
 
 
 def time_range(
-    column: sa.ColumnElement[Any], since: float | None, until: float | None
+    column: sa.ColumnElement[Any],
+    since: float | sa.BindParameter[Any] | None,
+    until: float | sa.BindParameter[Any] | None,
 ) -> list[sa.ColumnElement[bool]]:
-    """`column` from `since` (inclusive) to `until` (exclusive); None is open."""
+    """`column` from `since` (inclusive) to `until` (exclusive): values or parameters; None is open."""
     found: list[sa.ColumnElement[bool]] = []
     if since is not None:
         found.append(column >= since)
@@ -95,6 +97,9 @@ class GroupTally:
         self.last_ts = max(self.last_ts, float(last_ts))
         self.last_event_id = max(self.last_event_id, int(last_event_id))
         for ids, listed in ((self.app_ids, app_ids), (self.vsn_ids, vsn_ids), (self.env_ids, env_ids)):
+            if isinstance(listed, int):
+                ids.update((listed,) if listed else ())
+                continue
             # 0 is the summary's "none"; NULLs are left out of the list by the database.
             ids.update(int(i) for i in str(listed or "").split(",") if i and i != "0")
 

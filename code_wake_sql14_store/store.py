@@ -7,7 +7,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 
@@ -132,6 +132,11 @@ _TRACE_QUERY = (
     .order_by(stacktraces.c.id, stackframes.c.id)
 )
 _EVENT_ORDER = (events.c.when_ts, events.c.id)
+_APPS_QUERY = sa.select(apps)
+_ENVIRONMENTS_QUERY = sa.select(environments)
+_MESSAGES_QUERY = sa.select(events.c.id, events.c.exc_message).where(
+    events.c.id.in_(sa.bindparam("ids", expanding=True))
+)
 
 
 class Sql14Store(Store):
@@ -534,38 +539,17 @@ class Sql14Store(Store):
     ) -> list[sa.ColumnElement[bool]]:
         """The filter's conditions on ``events`` or ``event_counts`` (not time, not data terms).
 
-        `indexed` False: another index drives the query (a data term's), so on
-        SQLite none of these may be looked up through an events index.
+        The same conditions as the trace-group statements', with this filter's
+        values bound in (`_group_conditions` says how they are steered).
         """
-        summary = table is event_counts
-        equal: dict[str, Callable[[sa.ColumnElement[Any]], list[sa.ColumnElement[bool]]]] = {}
-        if f.process_id is not None and not summary:
-            equal["process_id"] = lambda c: [c == f.process_id]
-        if f.stacktrace_id is not None:
-            equal["stacktrace_id"] = lambda c: [c == f.stacktrace_id]
-        if f.exc_type is not None:
-            equal["exc_type"] = lambda c: self._equal(c, _clip(f.exc_type, NAME_LENGTH))
-        if scope.vsn_ids is not None:
-            vsn_ids = scope.vsn_ids
-            equal["app_vsn_id"] = lambda c: [c == vsn_ids[0] if len(vsn_ids) == 1 else c.in_(vsn_ids)]
-        if scope.app_id is not None:
-            equal["app_id"] = lambda c: [c == scope.app_id]
-        if scope.env_id is not None:
-            equal["environment_id"] = lambda c: [c == scope.env_id]
-        # SQLite keeps no statistics to choose among indexes by, and may scan a wide one
-        # (production's) for a narrow match: only the filter that is usually the narrowest
-        # (the order above) keeps its index; the others are checked per row.
-        steer = self._sqlite and not summary
-        driver = next(iter(equal), None) if indexed else None
-        found: list[sa.ColumnElement[bool]] = []
-        for name, condition in equal.items():
-            column = table.c[name]
-            found.extend(condition(_unindexed(column) if steer and name != driver else column))
-        if f.errors:
-            # Never through the exception-type index: every error, in no time order.
-            exc_type = _unindexed(table.c.exc_type) if steer else table.c.exc_type
-            found.append(exc_type != "" if summary else exc_type.is_not(None))
-        return found
+        values = _group_parameters(f, scope, ())
+        expanding = {"vsn_ids"}
+
+        def bound(name: str) -> sa.BindParameter[Any]:
+            return sa.bindparam(name, values[name], expanding=name in expanding)
+
+        shape = _GroupShape.of(self._engine.dialect.name, f, scope, ())
+        return _group_conditions(shape, table, indexed, bound)
 
     def _scope(self, conn: sa.Connection, f: EventFilter | ProcessFilter) -> Scope | None:
         """The filter's app, version and environment names as ids; None when one does not exist.
@@ -652,14 +636,30 @@ class Sql14Store(Store):
         """Events with a stack trace or an exception, one group per (exception type, trace).
 
         Whole days and hours of the time range come from ``event_counts``, its
-        ends (and any filter by process or data terms) from ``events``.
+        ends (and any filter by process or data terms) from ``events``: one
+        statement, the pieces' grouped selects joined by UNION ALL. It is built
+        once per shape of the filter (`_GroupShape`), with bound parameters for
+        the filter's values, so SQLAlchemy also reuses its compiled form.
         """
         f = event_filter or EventFilter()
         with self._guard("count trace groups"), self._read() as conn:
             scope = self._scope(conn, f)
             if scope is None:
                 return []
-            parts = [part for piece in self._pieces(f) for part in self._group_parts(conn, f, scope, piece)]
+            pieces = self._pieces(f)
+            if not pieces:
+                return []
+            shape = _GroupShape.of(self._engine.dialect.name, f, scope, pieces)
+            if f.terms:
+                # Data terms have values in the statement (their index needs them): built each time.
+                statement = _group_statement(shape, self._carrying(list(f.terms)))
+            else:
+                statement = _cached_group_statement(shape)
+            if not all(shape.fixed):
+                self._prepare_id_lists(conn)
+            fixed = _fixed_ids(scope)
+            rows = conn.execute(statement, _group_parameters(f, scope, pieces)).all()
+            parts = [_group_part(row, fixed) for row in rows]
             return self._trace_groups(conn, merge_groups(parts, f.limit))
 
     def _pieces(self, f: EventFilter, whole: bool = True) -> list[Segment]:
@@ -674,57 +674,6 @@ class Sql14Store(Store):
             )
         return segments(f.since, f.until, whole=whole)
 
-    def _group_parts(
-        self, conn: sa.Connection, f: EventFilter, scope: Scope, piece: Segment
-    ) -> list[GroupPart]:
-        """One piece's groups: per (trace, type) the count, first and last seen, latest event, where seen.
-
-        Where seen comes as comma-separated ids, aggregated by the database, so
-        that a piece returns a row per group rather than per app version too.
-        """
-        span, since, until = piece
-        if span is None:
-            c = events.c
-            counts: tuple[sa.ColumnElement[Any], ...] = (
-                sa.func.count(),
-                sa.func.min(c.when_ts),
-                sa.func.max(c.when_ts),
-                sa.func.max(c.id),
-            )
-            query = sa.select(c.stacktrace_id, c.exc_type, *counts, *self._id_lists(c)).where(
-                *self._event_conditions(f, scope), *time_range(c.when_ts, since, until)
-            )
-            if not f.errors:
-                query = query.where(sa.or_(c.stacktrace_id.is_not(None), c.exc_type.is_not(None)))
-            if f.terms:
-                query = query.where(c.id.in_(self._carrying(list(f.terms))))
-        else:
-            c = event_counts.c
-            counts = (
-                sa.func.sum(c.n),
-                sa.func.min(c.first_ts),
-                sa.func.max(c.last_ts),
-                sa.func.max(c.last_event_id),
-            )
-            query = sa.select(c.stacktrace_id, c.exc_type, *counts, *self._id_lists(c)).where(
-                c.span == span,
-                sa.or_(c.stacktrace_id != 0, c.exc_type != ""),
-                *self._event_conditions(f, scope, event_counts),
-                *_bucket_range(c.bucket_ts, since, until),
-            )
-        self._prepare_id_lists(conn)
-        return [tuple(row) for row in conn.execute(query.group_by(c.stacktrace_id, c.exc_type)).all()]
-
-    def _id_lists(self, c: Any) -> tuple[sa.ColumnElement[Any], ...]:
-        """Aggregates: the distinct app, version and environment ids of a group, comma-separated."""
-        if self._engine.dialect.name == "postgresql":
-            comma: sa.ColumnElement[str] = sa.literal_column("','")
-            return tuple(
-                sa.func.string_agg(sa.distinct(sa.cast(column, sa.Text)), comma)
-                for column in _scope_columns(c)
-            )
-        return tuple(sa.func.group_concat(sa.distinct(column)) for column in _scope_columns(c))
-
     def _prepare_id_lists(self, conn: sa.Connection) -> None:
         """MySQL cuts GROUP_CONCAT at 1,024 bytes unless told otherwise (once per connection)."""
         if self._mysql and not conn.info.get("code_wake_group_concat"):
@@ -736,8 +685,8 @@ class Sql14Store(Store):
         traces = self._load_traces(conn, {t.trace_id for t in tallies if t.trace_id is not None})
         messages: dict[int, str | None] = {}
         for chunk in _chunks(sorted({t.last_event_id for t in tallies})):
-            query = sa.select(events.c.id, events.c.exc_message).where(events.c.id.in_(chunk))
-            messages.update((int(row.id), row.exc_message) for row in conn.execute(query).all())
+            rows = conn.execute(_MESSAGES_QUERY, {"ids": list(chunk)}).all()
+            messages.update((int(row.id), row.exc_message) for row in rows)
         names = self._names(
             conn, [t.app_ids for t in tallies], [t.vsn_ids for t in tallies], [t.env_ids for t in tallies]
         )
@@ -776,9 +725,7 @@ class Sql14Store(Store):
             )
 
         return _Names(
-            apps=self._cached(
-                conn, self._app_ids, _flat(app_ids), rows(sa.select(apps), apps.c.id, _app_record)
-            ),
+            apps=self._cached(conn, self._app_ids, _flat(app_ids), rows(_APPS_QUERY, apps.c.id, _app_record)),
             vsns=self._cached(
                 conn, self._vsn_ids, _flat(vsn_ids), rows(_APP_VSN_QUERY, app_vsns.c.id, _app_vsn_record)
             ),
@@ -786,7 +733,7 @@ class Sql14Store(Store):
                 conn,
                 self._env_ids,
                 _flat(env_ids),
-                rows(sa.select(environments), environments.c.id, _environment_record),
+                rows(_ENVIRONMENTS_QUERY, environments.c.id, _environment_record),
             ),
         )
 
@@ -1233,11 +1180,6 @@ def _flat(id_sets: Iterable[Iterable[int]]) -> set[int]:
     return {i for ids in id_sets for i in ids}
 
 
-def _scope_columns(c: Any) -> tuple[sa.ColumnElement[Any], ...]:
-    """App, version and environment, on ``events`` or ``event_counts``."""
-    return (c.app_id, c.app_vsn_id, c.environment_id)
-
-
 def _bucket_range(
     column: sa.ColumnElement[Any], since: float | None, until: float | None
 ) -> list[sa.ColumnElement[bool]]:
@@ -1247,6 +1189,230 @@ def _bucket_range(
     column, and then not use the index.
     """
     return time_range(column, None if since is None else int(since), None if until is None else int(until))
+
+
+# -- trace-group statements -----------------------------------------------------------------
+
+
+class _GroupShape(NamedTuple):
+    """What a trace-group statement depends on: the shape of the filter, not its values.
+
+    A statement is built once per shape (`_cached_group_statement`); the
+    values come as bound parameters (`_group_parameters`).
+    """
+
+    dialect: str
+    pieces: tuple[tuple[int | None, bool, bool], ...]
+    """Per piece of the time range: its span (None: read ``events``), whether it has a start, an end."""
+    process: bool
+    stacktrace: bool
+    exc_type: bool
+    vsns: int
+    """Versions the filter matches: 0 (not filtered), 1, or 2 for more than one."""
+    app: bool
+    env: bool
+    errors: bool
+    terms: bool
+
+    @classmethod
+    def of(cls, dialect: str, f: EventFilter, scope: Scope, pieces: Sequence[Segment]) -> _GroupShape:
+        return cls(
+            dialect=dialect,
+            pieces=tuple((span, since is not None, until is not None) for span, since, until in pieces),
+            process=f.process_id is not None,
+            stacktrace=f.stacktrace_id is not None,
+            exc_type=f.exc_type is not None,
+            vsns=0 if scope.vsn_ids is None else min(len(scope.vsn_ids), 2),
+            app=scope.app_id is not None,
+            env=scope.env_id is not None,
+            errors=f.errors,
+            terms=bool(f.terms),
+        )
+
+    @property
+    def fixed(self) -> tuple[bool, bool, bool]:
+        """Whether the filter fixes the app, the version and the environment of every event it selects."""
+        return (self.app, self.vsns == 1, self.env)
+
+
+def _fixed_ids(scope: Scope) -> tuple[int | None, int | None, int | None]:
+    """The app, version and environment ids the scope fixes (None: not one id)."""
+    vsn_ids = scope.vsn_ids
+    return (scope.app_id, vsn_ids[0] if vsn_ids is not None and len(vsn_ids) == 1 else None, scope.env_id)
+
+
+def _group_parameters(f: EventFilter, scope: Scope, pieces: Sequence[Segment]) -> dict[str, Any]:
+    """The values of a trace-group statement's bound parameters (see `_group_conditions`)."""
+    found: dict[str, Any] = {}
+    if f.process_id is not None:
+        found["process_id"] = f.process_id
+    if f.stacktrace_id is not None:
+        found["stacktrace_id"] = f.stacktrace_id
+    if f.exc_type is not None:
+        exc_type = _clip(f.exc_type, NAME_LENGTH)
+        found["exc_type"] = exc_type
+        found["exc_type_length"] = len(exc_type)
+    if scope.vsn_ids is not None:
+        if len(scope.vsn_ids) == 1:
+            found["vsn_id"] = scope.vsn_ids[0]
+        else:
+            found["vsn_ids"] = list(scope.vsn_ids)
+    if scope.app_id is not None:
+        found["app_id"] = scope.app_id
+    if scope.env_id is not None:
+        found["env_id"] = scope.env_id
+    for number, (span, since, until) in enumerate(pieces):
+        # Summary pieces start and end on bucket boundaries: integers, as the column is (_bucket_range).
+        if since is not None:
+            found[f"since{number}"] = since if span is None else int(since)
+        if until is not None:
+            found[f"until{number}"] = until if span is None else int(until)
+    return found
+
+
+def _group_part(row: _Row, fixed: tuple[int | None, int | None, int | None]) -> GroupPart:
+    """A row of the trace-group statement as a `GroupPart`: the fixed ids where no list was read."""
+    lists = iter(row[6:])
+    return (*row[:6], *(next(lists) if known is None else known for known in fixed))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_group_statement(shape: _GroupShape) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """`_group_statement` of a filter without data terms, made once per shape."""
+    return _group_statement(shape, None)
+
+
+def _group_statement(
+    shape: _GroupShape, carrying: sa.Select[Any] | None
+) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """Every piece's groups in one statement: per piece and (trace, type), a `GroupPart`'s columns.
+
+    `carrying` selects the ids of the events carrying the filter's data terms.
+    """
+    branches = [_group_branch(shape, number, piece, carrying) for number, piece in enumerate(shape.pieces)]
+    return branches[0] if len(branches) == 1 else sa.union_all(*branches)
+
+
+def _group_branch(
+    shape: _GroupShape,
+    number: int,
+    piece: tuple[int | None, bool, bool],
+    carrying: sa.Select[Any] | None,
+) -> sa.Select[Any]:
+    """One piece's groups: per (trace, type) the count, first and last seen, latest event, where seen.
+
+    Where seen comes as comma-separated ids, aggregated by the database, so
+    that a piece returns a row per group rather than per app version too;
+    not for what the filter fixes (one app, version or environment), which
+    the caller fills in (`_group_part`).
+    """
+    span, has_since, has_until = piece
+    since: sa.BindParameter[Any] | None = sa.bindparam(f"since{number}") if has_since else None
+    until: sa.BindParameter[Any] | None = sa.bindparam(f"until{number}") if has_until else None
+    c: Any
+    if span is None:
+        c = events.c
+        counts: tuple[sa.ColumnElement[Any], ...] = (
+            sa.func.count(),
+            sa.func.min(c.when_ts),
+            sa.func.max(c.when_ts),
+            sa.func.max(c.id),
+        )
+        conditions = [
+            *_group_conditions(shape, events, indexed=not shape.terms),
+            *time_range(c.when_ts, since, until),
+        ]
+        if not shape.errors:
+            conditions.append(sa.or_(c.stacktrace_id.is_not(None), c.exc_type.is_not(None)))
+        if carrying is not None:
+            conditions.append(c.id.in_(carrying))
+    else:
+        c = event_counts.c
+        counts = (
+            sa.func.sum(c.n),
+            sa.func.min(c.first_ts),
+            sa.func.max(c.last_ts),
+            sa.func.max(c.last_event_id),
+        )
+        conditions = [
+            c.span == span,
+            sa.or_(c.stacktrace_id != 0, c.exc_type != ""),
+            *_group_conditions(shape, event_counts),
+            *time_range(c.bucket_ts, since, until),
+        ]
+    scope_columns = (c.app_id, c.app_vsn_id, c.environment_id)
+    lists = [
+        _id_list(shape.dialect, column)
+        for column, fixed in zip(scope_columns, shape.fixed, strict=True)
+        if not fixed
+    ]
+    return (
+        sa.select(c.stacktrace_id, c.exc_type, *counts, *lists)
+        .where(*conditions)
+        .group_by(c.stacktrace_id, c.exc_type)
+    )
+
+
+def _named(name: str) -> sa.BindParameter[Any]:
+    """A parameter whose value comes at execution (`_group_parameters`)."""
+    return sa.bindparam(name, expanding=name == "vsn_ids")
+
+
+def _group_conditions(
+    shape: _GroupShape,
+    table: sa.TableClause,
+    indexed: bool = True,
+    param: Callable[[str], sa.BindParameter[Any]] = _named,
+) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions on ``events`` or ``event_counts`` (not time, not data terms).
+
+    Each value is `param(name)`, a parameter named as in `_group_parameters`:
+    unset for statements built once per shape, set for one filter's query.
+    `indexed` False: another index drives the query (a data term's), so on
+    SQLite none of these may be looked up through an events index.
+    """
+    summary = table is event_counts
+    mysql = shape.dialect in MYSQL_DIALECTS
+    equal: dict[str, Callable[[sa.ColumnElement[Any]], list[sa.ColumnElement[bool]]]] = {}
+    if shape.process and not summary:
+        equal["process_id"] = lambda c: [c == param("process_id")]
+    if shape.stacktrace:
+        equal["stacktrace_id"] = lambda c: [c == param("stacktrace_id")]
+    if shape.exc_type:
+        # MySQL's utf8mb4_bin collation pads: 'a' = 'a ' is true. Equal lengths make it exact.
+        equal["exc_type"] = lambda c: (
+            [c == param("exc_type")] + ([sa.func.char_length(c) == param("exc_type_length")] if mysql else [])
+        )
+    if shape.vsns == 1:
+        equal["app_vsn_id"] = lambda c: [c == param("vsn_id")]
+    elif shape.vsns:
+        equal["app_vsn_id"] = lambda c: [c.in_(param("vsn_ids"))]
+    if shape.app:
+        equal["app_id"] = lambda c: [c == param("app_id")]
+    if shape.env:
+        equal["environment_id"] = lambda c: [c == param("env_id")]
+    # SQLite keeps no statistics to choose among indexes by, and may scan a wide one
+    # (production's) for a narrow match: only the filter that is usually the narrowest
+    # (the order above) keeps its index; the others are checked per row.
+    steer = shape.dialect == "sqlite" and not summary
+    driver = next(iter(equal), None) if indexed else None
+    found: list[sa.ColumnElement[bool]] = []
+    for name, condition in equal.items():
+        column = table.c[name]
+        found.extend(condition(_unindexed(column) if steer and name != driver else column))
+    if shape.errors:
+        # Never through the exception-type index: every error, in no time order.
+        exc_type = _unindexed(table.c.exc_type) if steer else table.c.exc_type
+        found.append(exc_type != "" if summary else exc_type.is_not(None))
+    return found
+
+
+def _id_list(dialect: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """Aggregate: the distinct ids of `column` in a group, comma-separated."""
+    if dialect == "postgresql":
+        comma: sa.ColumnElement[str] = sa.literal_column("','")
+        return sa.func.string_agg(sa.distinct(sa.cast(column, sa.Text)), comma)
+    return sa.func.group_concat(sa.distinct(column))
 
 
 @dataclasses.dataclass
