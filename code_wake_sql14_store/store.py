@@ -543,10 +543,9 @@ class Sql14Store(Store):
         values bound in (`_group_conditions` says how they are steered).
         """
         values = _group_parameters(f, scope, ())
-        expanding = {"vsn_ids"}
 
         def bound(name: str) -> sa.BindParameter[Any]:
-            return sa.bindparam(name, values[name], expanding=name in expanding)
+            return sa.bindparam(name, values[name], expanding=_expanding(name))
 
         shape = _GroupShape.of(self._engine.dialect.name, f, scope, ())
         return _group_conditions(shape, table, indexed, bound)
@@ -1355,7 +1354,12 @@ def _group_branch(
 
 def _named(name: str) -> sa.BindParameter[Any]:
     """A parameter whose value comes at execution (`_group_parameters`)."""
-    return sa.bindparam(name, expanding=name == "vsn_ids")
+    return sa.bindparam(name, expanding=_expanding(name))
+
+
+def _expanding(name: str) -> bool:
+    """Whether the parameter `name` of `_group_parameters` is a list (for ``IN``)."""
+    return name == "vsn_ids"
 
 
 def _group_conditions(
