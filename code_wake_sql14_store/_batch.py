@@ -30,8 +30,9 @@ driver offer for the two big tables (``events``, ``events_data``):
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -42,8 +43,11 @@ from .schema import MYSQL_DIALECTS
 
 __all__ = ["BatchWriter", "SqlalchemyBatch", "batch_writer", "new_id"]
 
-Rows = Sequence[Mapping[str, Any]]
-"""Rows of one table, as dicts with the same keys (column names)."""
+Columns = tuple[str, ...]
+"""Column names, in the order of the values of each row."""
+
+Rows = Sequence[Sequence[Any]]
+"""Rows of one table, as tuples of their values in the order of the columns given beside them."""
 
 # SQLite 3.32 raised the default limit of bound parameters from 999 to 32766.
 _SQLITE_MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
@@ -55,13 +59,17 @@ _SQL_CACHE_SIZE = 1024
 
 
 class BatchWriter(Protocol):
-    """Inserts the rows of a batch inside the caller's transaction (`rows` is never empty)."""
+    """Inserts the rows of a batch inside the caller's transaction (`rows` is never empty).
 
-    def insert_events(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> list[int]:
+    Rows are tuples rather than dicts: a batch has thousands of values, and
+    flattening tuples costs no lookup per value.
+    """
+
+    def insert_events(self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows) -> list[int]:
         """Insert `rows` into `table` (an autoincrementing ``id``); return their ids in order."""
         ...
 
-    def insert_rows(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> None:
+    def insert_rows(self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows) -> None:
         """Insert `rows` into `table`; no ids wanted."""
         ...
 
@@ -88,15 +96,20 @@ def consecutive_mysql_ids(conn: sa.Connection) -> bool:
 class SqlalchemyBatch:
     """SQLAlchemy's batch forms: for any database it supports."""
 
-    def insert_events(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> list[int]:
+    def insert_events(self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows) -> list[int]:
+        dicts = _dicts(columns, rows)
         if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
             # insertmanyvalues: multi-row INSERT .. RETURNING statements, ids in our order.
             returning = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            return [int(event_id) for event_id in conn.execute(returning, list(rows)).scalars()]
-        return [new_id(conn.execute(sa.insert(table), dict(row))) for row in rows]
+            return [int(event_id) for event_id in conn.execute(returning, dicts).scalars()]
+        return [new_id(conn.execute(sa.insert(table), row)) for row in dicts]
 
-    def insert_rows(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> None:
-        conn.execute(sa.insert(table), list(rows))
+    def insert_rows(self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows) -> None:
+        conn.execute(sa.insert(table), _dicts(columns, rows))
+
+
+def _dicts(columns: Columns, rows: Rows) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 class _MultiRowBatch:
@@ -107,22 +120,23 @@ class _MultiRowBatch:
         self._marker = "?" if dialect.paramstyle == "qmark" else "%s"
         self._sql: dict[tuple[str, tuple[str, ...], int], str] = {}
 
-    def _chunks(self, rows: Rows, columns: tuple[str, ...]) -> Iterator[Rows]:
+    def _chunks(self, rows: Rows, columns: Columns) -> Iterator[Rows]:
         raise NotImplementedError
 
-    def _insert(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> Iterator[tuple[int, int]]:
+    def _insert(
+        self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows
+    ) -> Iterator[tuple[int, int]]:
         """Insert `rows` chunk by chunk; yield each chunk's size and the driver's lastrowid."""
-        columns = tuple(rows[0])
         for chunk in self._chunks(rows, columns):
-            values = tuple(row[column] for row in chunk for column in columns)
+            values = tuple(itertools.chain.from_iterable(chunk))
             result = conn.exec_driver_sql(self._values_sql(table.name, columns, len(chunk)), values)
             yield len(chunk), int(result.lastrowid)
 
-    def insert_rows(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> None:
-        for _ in self._insert(conn, table, rows):
+    def insert_rows(self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows) -> None:
+        for _ in self._insert(conn, table, columns, rows):
             pass
 
-    def _values_sql(self, table: str, columns: tuple[str, ...], count: int) -> str:
+    def _values_sql(self, table: str, columns: Columns, count: int) -> str:
         """``INSERT INTO table (...) VALUES (?, ...), ...`` for `count` rows (batch sizes repeat)."""
         key = (table, columns, count)
         sql = self._sql.get(key)
@@ -138,32 +152,32 @@ class _MultiRowBatch:
 class SqliteBatch(_MultiRowBatch):
     """SQLite: one statement per table, as long as the bound-parameter limit allows."""
 
-    def _chunks(self, rows: Rows, columns: tuple[str, ...]) -> Iterator[Rows]:
+    def _chunks(self, rows: Rows, columns: Columns) -> Iterator[Rows]:
         size = max(1, _SQLITE_MAX_PARAMETERS // len(columns))
         for start in range(0, len(rows), size):
             yield rows[start : start + size]
 
-    def insert_events(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> list[int]:
+    def insert_events(self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows) -> list[int]:
         # The write lock is held from the first INSERT on: nobody else takes ids meanwhile.
-        *_, (_, last) = self._insert(conn, table, rows)
+        *_, (_, last) = self._insert(conn, table, columns, rows)
         return list(range(last - len(rows) + 1, last + 1))
 
 
 class MysqlBatch(_MultiRowBatch):
     """MySQL/MariaDB with consecutive ids: statements of at most ~1 MB of values."""
 
-    def _chunks(self, rows: Rows, columns: tuple[str, ...]) -> Iterator[Rows]:
+    def _chunks(self, rows: Rows, columns: Columns) -> Iterator[Rows]:
         start, size = 0, 0
         for end, row in enumerate(rows):
-            size += sum(len(value) for value in row.values() if isinstance(value, (str, bytes))) + 64
+            size += sum(len(value) for value in row if isinstance(value, (str, bytes))) + 64
             if end > start and (size > _MYSQL_MAX_BYTES or end - start >= _MYSQL_MAX_ROWS):
                 yield rows[start:end]
                 start, size = end, 0
         yield rows[start:]
 
-    def insert_events(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> list[int]:
+    def insert_events(self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows) -> list[int]:
         ids: list[int] = []
-        for count, first in self._insert(conn, table, rows):
+        for count, first in self._insert(conn, table, columns, rows):
             # For a multi-row INSERT the driver reports the first id the statement took.
             ids.extend(range(first, first + count))
         return ids
@@ -178,16 +192,14 @@ class PostgresqlBatch:
         self._marker = "%b" if dialect.driver == "psycopg" else "%s"
         self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
 
-    def insert_events(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> list[int]:
+    def insert_events(self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows) -> list[int]:
         ids = self._next_ids(conn, table, len(rows))
-        self.insert_rows(
-            conn, table, [{"id": event_id, **row} for event_id, row in zip(ids, rows, strict=True)]
-        )
+        with_ids = [(event_id, *row) for event_id, row in zip(ids, rows, strict=True)]
+        self.insert_rows(conn, table, ("id", *columns), with_ids)
         return ids
 
-    def insert_rows(self, conn: sa.Connection, table: sa.Table, rows: Rows) -> None:
-        columns = tuple(rows[0])
-        arrays = tuple([row[column] for row in rows] for column in columns)
+    def insert_rows(self, conn: sa.Connection, table: sa.Table, columns: Columns, rows: Rows) -> None:
+        arrays = tuple(list(column) for column in zip(*rows, strict=True))
         conn.exec_driver_sql(self._unnest_sql(table, columns), arrays)
 
     def _next_ids(self, conn: sa.Connection, table: sa.Table, count: int) -> list[int]:
@@ -195,7 +207,7 @@ class PostgresqlBatch:
         sql = f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, %s)"
         return [int(event_id) for event_id in conn.exec_driver_sql(sql, (count,)).scalars()]
 
-    def _unnest_sql(self, table: sa.Table, columns: tuple[str, ...]) -> str:
+    def _unnest_sql(self, table: sa.Table, columns: Columns) -> str:
         key = (table.name, columns)
         sql = self._sql.get(key)
         if sql is None:

@@ -244,13 +244,13 @@ class Sql14Store(Store):
         return [
             EventRecord(
                 id=event_id,
-                when_ts=row["when_ts"],
+                when_ts=row.when_ts,
                 process=owner,
                 data=data,
                 stacktrace=trace,
-                exc_type=row["exc_type"],
-                exc_message=row["exc_message"],
-                digest=row["digest"],
+                exc_type=row.exc_type,
+                exc_message=row.exc_message,
+                digest=row.digest,
             )
             for event_id, row, owner, data, trace in zip(ids, rows, owners, datas, traces, strict=True)
         ]
@@ -261,7 +261,7 @@ class Sql14Store(Store):
         owners: Sequence[ProcessRecord],
         traces: Sequence[StacktraceRecord | None],
         datas: Sequence[tuple[DataItem, ...]],
-    ) -> tuple[list[int], list[dict[str, Any]]]:
+    ) -> tuple[list[int], list[_EventRow]]:
         """The batch's one transaction: events, their data, their counts. Retried after a deadlock."""
         rows = [_event_row(e, p, t) for e, p, t in zip(events, owners, traces, strict=True)]
         attempt = 0
@@ -270,12 +270,12 @@ class Sql14Store(Store):
                 with self._begin() as conn:
                     ids = self._insert_event_rows(conn, rows)
                     data_rows = [
-                        {"event_id": event_id, "key": item.key, "val": item.val, "when_ts": row["when_ts"]}
+                        (event_id, key, val, row.when_ts)
                         for event_id, row, data in zip(ids, rows, datas, strict=True)
-                        for item in data
+                        for key, val in data
                     ]
                     if data_rows:
-                        self._batch.insert_rows(conn, events_data, data_rows)
+                        self._batch.insert_rows(conn, events_data, _DATA_COLUMNS, data_rows)
                     add_counts(conn, self._upsert_counts, _count_rows(ids, rows))
                 return ids, rows
             except sa.exc.DBAPIError as exc:
@@ -1036,10 +1036,10 @@ class Sql14Store(Store):
 
     # -- event rows ------------------------------------------------------------------------
 
-    def _insert_event_rows(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+    def _insert_event_rows(self, conn: sa.Connection, rows: list[_EventRow]) -> list[int]:
         if len(rows) == 1:
-            return [new_id(conn.execute(_INSERT_EVENT, rows[0]))]
-        return self._batch.insert_events(conn, events, rows)
+            return [new_id(conn.execute(_INSERT_EVENT, rows[0]._asdict()))]
+        return self._batch.insert_events(conn, events, _EventRow._fields, rows)
 
     def _data_conditions(
         self, where: Iterable[tuple[str, str | None]], process_id: int | None
@@ -1444,31 +1444,49 @@ def _clip_data(data: Iterable[tuple[str, str | None]]) -> tuple[DataItem, ...]:
     )
 
 
-def _event_row(event: PendingEvent, owner: ProcessRecord, trace: StacktraceRecord | None) -> dict[str, Any]:
-    return {
-        "when_ts": float(event.when_ts),
-        "process_id": owner.id,
-        "digest": data_digest(event.data),
-        "stacktrace_id": None if trace is None else trace.id,
-        "exc_type": _clip(event.exc_type, NAME_LENGTH),
-        "exc_message": _clip(event.exc_message, LONG_TEXT_LIMIT),
-        "app_id": owner.app.id,
-        "app_vsn_id": None if owner.app_vsn is None else owner.app_vsn.id,
-        "environment_id": None if owner.environment is None else owner.environment.id,
-    }
+class _EventRow(NamedTuple):
+    """An ``events`` row to insert, its fields named and ordered as the columns."""
+
+    when_ts: float
+    process_id: int
+    digest: bytes | None
+    stacktrace_id: int | None
+    exc_type: str | None
+    exc_message: str | None
+    app_id: int
+    app_vsn_id: int | None
+    environment_id: int | None
 
 
-def _count_rows(ids: Sequence[int], rows: Sequence[dict[str, Any]]) -> Iterator[CountRow]:
+_DATA_COLUMNS = ("event_id", "key", "val", "when_ts")
+"""The ``events_data`` columns a batch writes, in the order of its row tuples."""
+
+
+def _event_row(event: PendingEvent, owner: ProcessRecord, trace: StacktraceRecord | None) -> _EventRow:
+    return _EventRow(
+        float(event.when_ts),
+        owner.id,
+        data_digest(event.data),
+        None if trace is None else trace.id,
+        _clip(event.exc_type, NAME_LENGTH),
+        _clip(event.exc_message, LONG_TEXT_LIMIT),
+        owner.app.id,
+        None if owner.app_vsn is None else owner.app_vsn.id,
+        None if owner.environment is None else owner.environment.id,
+    )
+
+
+def _count_rows(ids: Sequence[int], rows: Sequence[_EventRow]) -> Iterator[CountRow]:
     """What the summary counts of each event written."""
     for event_id, row in zip(ids, rows, strict=True):
         yield (
             event_id,
-            row["when_ts"],
-            row["app_id"],
-            row["app_vsn_id"],
-            row["environment_id"],
-            row["stacktrace_id"],
-            row["exc_type"],
+            row.when_ts,
+            row.app_id,
+            row.app_vsn_id,
+            row.environment_id,
+            row.stacktrace_id,
+            row.exc_type,
         )
 
 

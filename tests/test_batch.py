@@ -69,6 +69,11 @@ def _event_rows(process_id: int, count: int, big: int = 0) -> list[dict[str, Any
     ]
 
 
+def _tuples(rows: list[dict[str, Any]]) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Rows as the writers take them: the column names, and each row's values in their order."""
+    return tuple(rows[0]), [tuple(row.values()) for row in rows]
+
+
 def _stored(conn: sa.Connection, ids: list[int]) -> dict[int, tuple[Any, ...]]:
     query = sa.select(events.c.id, events.c.when_ts, events.c.exc_type, events.c.digest).where(
         events.c.id.in_(ids)
@@ -84,7 +89,7 @@ def test_event_ids_come_back_in_order(
     store, process_id = prepared
     rows = _event_rows(process_id, count)
     with store.engine.begin() as conn:
-        ids = writer.insert_events(conn, events, rows)
+        ids = writer.insert_events(conn, events, *_tuples(rows))
     assert len(ids) == len(set(ids)) == count
     with store.engine.connect() as conn:
         stored = _stored(conn, ids)
@@ -107,15 +112,11 @@ def test_rows_keep_their_values(prepared: tuple[Sql14Store, int], writer: BatchW
         "{a,b}",
     ]
     with store.engine.begin() as conn:
-        (event_id,) = writer.insert_events(conn, events, _event_rows(process_id, 1) * 2)[:1]
-        writer.insert_rows(
-            conn,
-            events_data,
-            [
-                {"event_id": event_id, "key": f"k{n}", "val": val, "when_ts": 1.5}
-                for n, val in enumerate(values)
-            ],
-        )
+        (event_id,) = writer.insert_events(conn, events, *_tuples(_event_rows(process_id, 1) * 2))[:1]
+        data = [
+            {"event_id": event_id, "key": f"k{n}", "val": val, "when_ts": 1.5} for n, val in enumerate(values)
+        ]
+        writer.insert_rows(conn, events_data, *_tuples(data))
     with store.engine.connect() as conn:
         query = sa.select(events_data.c.key, events_data.c.val).where(events_data.c.event_id == event_id)
         stored = {str(k): v for k, v in conn.execute(query)}
@@ -129,7 +130,7 @@ def test_large_values_split_into_several_statements(
     store, process_id = prepared
     rows = _event_rows(process_id, 12, big=300_000)
     with store.engine.begin() as conn:
-        ids = writer.insert_events(conn, events, rows)
+        ids = writer.insert_events(conn, events, *_tuples(rows))
     with store.engine.connect() as conn:
         length = sa.func.length(events.c.exc_message)
         lengths = {
@@ -156,7 +157,7 @@ def test_a_rolled_back_batch_leaves_nothing(prepared: tuple[Sql14Store, int], wr
 
     def fail_after_writing() -> None:
         with store.engine.begin() as conn:
-            writer.insert_events(conn, events, _event_rows(process_id, 50))
+            writer.insert_events(conn, events, *_tuples(_event_rows(process_id, 50)))
             raise RuntimeError("later step failed")
 
     with pytest.raises(RuntimeError):
