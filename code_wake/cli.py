@@ -19,13 +19,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO, TypeVar
 
-import sqlalchemy as sa
-
 from . import _output
 from ._timespec import TimeSpecError, parse_time
 from ._version import __version__
 from .config import Config, _scrub
-from .errors import CodeWakeError
+from .errors import CodeWakeError, StoreError
 from .query import EventFilter, ProcessFilter
 from .store import Store
 
@@ -317,7 +315,7 @@ def _run_events(args: argparse.Namespace, store: Store, out: TextIO) -> int:
 def _run_show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     event = store.get_event_by_id(args.event_id)
     if event is None:
-        raise CommandError(f"no event with id {args.event_id} in {_describe(store)}")
+        raise CommandError(f"no event with id {args.event_id} in {store.describe()}")
     if args.json:
         out.write(json.dumps(_output.event_json(event, whole=True), ensure_ascii=False) + "\n")
     else:
@@ -420,29 +418,17 @@ def _open_store(args: argparse.Namespace) -> Store:
         # The configuration's own import and check, its messages naming the option.
         store_class = Config()._adapter_class(adapter, f"--adapter {adapter!r}")
         store = store_class(args.store)  # type: ignore[call-arg]  # adapters take their own arguments
-    _require_existing_sqlite(store)
+    _require_existing(store)
     return store
 
 
-def _require_existing_sqlite(store: Store) -> None:
-    """Refuse a SQLite file that does not exist: opening it would create an empty database."""
-    url = getattr(getattr(store, "engine", None), "url", None)
-    if not isinstance(url, sa.URL) or url.get_backend_name() != "sqlite":
-        return
-    database = url.database or ""
-    if (
-        database
-        and database != ":memory:"
-        and not database.startswith("file:")
-        and not os.path.exists(database)
-    ):
+def _require_existing(store: Store) -> None:
+    """Refuse a database that does not exist: opening it would create an empty one."""
+    try:
+        store.check_readable()
+    except StoreError as exc:
         store.close()
-        raise CommandError(f"no database file at {database} (nothing was recorded there)")
-
-
-def _describe(store: Store) -> str:
-    url = getattr(getattr(store, "engine", None), "url", None)
-    return url.render_as_string(hide_password=True) if isinstance(url, sa.URL) else type(store).__name__
+        raise CommandError(str(exc)) from None
 
 
 # -- running --------------------------------------------------------------------------------------------

@@ -32,13 +32,9 @@ __all__ = [
     "TraceGroup",
     "Where",
     "count_daily",
-    "daily_order",
     "day_of",
     "event_matches",
-    "group_order",
-    "group_rank",
     "group_traces",
-    "newest_first",
     "process_matches",
 ]
 
@@ -172,6 +168,19 @@ class TraceGroup:
         """The stack trace's id, or None."""
         return None if self.stacktrace is None else self.stacktrace.id
 
+    @staticmethod
+    def rank(
+        count: int, last_ts: float, stacktrace_id: int | None, exc_type: str | None
+    ) -> tuple[int, float, int, str]:
+        """The order of trace groups, from their parts: most frequent first, then most
+        recently seen, then by stack trace id and exception type. Adapters that rank
+        groups before building them use this, so every store orders alike."""
+        return (-count, -last_ts, stacktrace_id or 0, exc_type or "")
+
+    def sort_key(self) -> tuple[int, float, int, str]:
+        """This group's place in the order of trace groups (see `rank`)."""
+        return TraceGroup.rank(self.count, self.last_ts, self.stacktrace_id, self.exc_type)
+
 
 @dataclass(frozen=True, slots=True)
 class DailyCount:
@@ -184,6 +193,10 @@ class DailyCount:
     environment: EnvironmentRecord | None
     events: int
     errors: int
+
+    def sort_key(self) -> tuple[int, str, str, str]:
+        """The order of daily counts: newest day first, then app, version and environment by name."""
+        return (-self.day.toordinal(), self.app.name, _name(self.app_vsn), _name(self.environment))
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,11 +222,6 @@ class PruneReport:
 def day_of(ts: float) -> datetime.date:
     """The UTC day of epoch seconds `ts`."""
     return datetime.date(1970, 1, 1) + datetime.timedelta(days=int(ts // DAY))
-
-
-def newest_first(event: EventRecord) -> tuple[float, int]:
-    """Sort key: newest event first, ties broken by the higher id."""
-    return (-event.when_ts, -event.id)
 
 
 def _name(record: AppRecord | AppVsnRecord | EnvironmentRecord | None) -> str:
@@ -300,18 +308,6 @@ def _vsn_order(record: AppVsnRecord) -> tuple[str, str, int]:
     return (record.app.name, record.vsn, record.id)
 
 
-def group_rank(
-    count: int, last_ts: float, stacktrace_id: int | None, exc_type: str | None
-) -> tuple[int, float, int, str]:
-    """The order of trace groups: most frequent first, then most recently seen, then by trace and type."""
-    return (-count, -last_ts, stacktrace_id or 0, exc_type or "")
-
-
-def group_order(group: TraceGroup) -> tuple[int, float, int, str]:
-    """Sort key of trace groups (see `group_rank`)."""
-    return group_rank(group.count, group.last_ts, group.stacktrace_id, group.exc_type)
-
-
 def group_traces(
     events: Iterable[EventRecord], errors: bool = False, limit: int | None = None
 ) -> list[TraceGroup]:
@@ -328,13 +324,8 @@ def group_traces(
         if tally is None:
             tally = tallies[key] = _Tally(event)
         tally.add(event)
-    groups = sorted((tally.group() for tally in tallies.values()), key=group_order)
+    groups = sorted((tally.group() for tally in tallies.values()), key=TraceGroup.sort_key)
     return groups if limit is None else groups[:limit]
-
-
-def daily_order(row: DailyCount) -> tuple[int, str, str, str]:
-    """Sort key of daily counts: newest day first, then app, version and environment by name."""
-    return (-row.day.toordinal(), row.app.name, _name(row.app_vsn), _name(row.environment))
 
 
 def count_daily(events: Iterable[EventRecord], limit: int | None = None) -> list[DailyCount]:
@@ -356,6 +347,6 @@ def count_daily(events: Iterable[EventRecord], limit: int | None = None) -> list
         row[4] += event.exc_type is not None
     rows = sorted(
         (DailyCount(key[0], *values) for key, values in counts.items()),
-        key=daily_order,
+        key=DailyCount.sort_key,
     )
     return rows if limit is None else rows[:limit]

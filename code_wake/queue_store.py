@@ -425,9 +425,9 @@ class QueueStore(Store):
             retries=counts.retries,
         )
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
         """The child's queue starts empty, with no worker: the parent writes its own events."""
-        super()._after_fork_in_child()
+        super().after_fork_in_child()
         self._queue_reset()
 
 

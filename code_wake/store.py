@@ -18,6 +18,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol
 
+from ._fork import ForkGuard
 from .errors import StoreError
 from .event import EventData, EventPolicy, PendingEvent, ProcessRef
 from .query import (
@@ -42,7 +43,7 @@ from .records import (
 )
 from .stack_trace import frames_from_st_data
 
-__all__ = ["AbstractStore", "HasProcessInfo", "Store", "process_info_of"]
+__all__ = ["AbstractStore", "ForkGuard", "HasProcessInfo", "Store", "process_info_of"]
 
 
 class HasProcessInfo(Protocol):
@@ -78,7 +79,7 @@ class Store(ABC):
         self._registered_lock = threading.Lock()
         _live_stores.add(self)
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
         """Called in a forked child, for every live store.
 
         Threads do not survive fork, but a lock another thread held does, held
@@ -250,6 +251,20 @@ class Store(ABC):
             f"{type(self).__name__} does not implement prune(); see docs/stores.md, section Queries."
         )
 
+    def describe(self) -> str:
+        """Where this store keeps its events, in words fit to print: never a password.
+
+        The CLI names the store with it. Default: the class name.
+        """
+        return type(self).__name__
+
+    def check_readable(self) -> None:  # noqa: B027 - a store with nothing to check needs no override
+        """Raise `code_wake.StoreError` when there is nothing here to read, creating nothing.
+
+        Readers call it before they query, so that reading a database that
+        does not exist reports that instead of creating an empty one.
+        """
+
     def close(self) -> None:  # noqa: B027 - a store with nothing to release needs no override
         """Release connections; the store must not be used afterwards."""
 
@@ -289,7 +304,7 @@ _live_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 
 def _reset_stores_after_fork() -> None:
     for store in list(_live_stores):
-        store._after_fork_in_child()
+        store.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX only

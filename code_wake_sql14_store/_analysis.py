@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
-from code_wake.query import day_of, group_rank
+from code_wake.query import TraceGroup, day_of
 
 __all__ = [
     "DailyTotals",
@@ -104,8 +104,8 @@ class GroupTally:
             ids.update(int(i) for i in str(listed or "").split(",") if i and i != "0")
 
     def order(self) -> tuple[int, float, int, str]:
-        """The order of trace groups, `code_wake.query.group_rank`."""
-        return group_rank(self.count, self.last_ts, self.trace_id, self.exc_type)
+        """The order of trace groups, `code_wake.query.TraceGroup.rank`."""
+        return TraceGroup.rank(self.count, self.last_ts, self.trace_id, self.exc_type)
 
 
 def merge_groups(parts: Iterable[GroupPart], limit: int | None) -> list[GroupTally]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -11,7 +12,6 @@ from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 
-from code_wake._fork import ForkGuard
 from code_wake.errors import StoreError
 from code_wake.event import PendingEvent, data_digest
 from code_wake.query import (
@@ -20,7 +20,6 @@ from code_wake.query import (
     ProcessFilter,
     PruneReport,
     TraceGroup,
-    daily_order,
     day_of,
 )
 from code_wake.records import (
@@ -35,7 +34,7 @@ from code_wake.records import (
     StacktraceRecord,
 )
 from code_wake.stack_trace import ResolvedTrace, resolve_frames
-from code_wake.store import HasProcessInfo, Store, process_info_of
+from code_wake.store import ForkGuard, HasProcessInfo, Store, process_info_of
 
 from . import _prune
 from ._analysis import DailyTotals, GroupPart, GroupTally, Scope, distinct_rows, merge_groups, time_range
@@ -183,6 +182,17 @@ class Sql14Store(Store):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._where!r})"
 
+    def describe(self) -> str:
+        """The database URL with its password masked."""
+        return self._where
+
+    def check_readable(self) -> None:
+        """Refuse a SQLite file that does not exist: opening it would create an empty database."""
+        database = (self._url.database or "") if self._sqlite else ""
+        exists = not database or database == ":memory:" or database.startswith("file:")
+        if not exists and not os.path.exists(database):
+            raise StoreError(f"no database file at {database} (nothing was recorded there)")
+
     @property
     def engine(self) -> sa.Engine:
         """The SQLAlchemy engine, for your own read queries (write through the store)."""
@@ -206,9 +216,9 @@ class Sql14Store(Store):
             self._env_ids,
         )
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
         """A forked child gets its own connections, and locks no parent thread can hold."""
-        super()._after_fork_in_child()
+        super().after_fork_in_child()
         self._schema_lock = threading.Lock()
         for cache in self._caches():
             cache.after_fork()
@@ -775,7 +785,7 @@ class Sql14Store(Store):
             )
             for (day, app_id, vsn_id, env_id), (count, errors) in totals.totals.items()
         ]
-        rows.sort(key=daily_order)
+        rows.sort(key=DailyCount.sort_key)
         return rows if f.limit is None else rows[: f.limit]
 
     def _add_daily(

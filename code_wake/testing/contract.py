@@ -39,11 +39,12 @@ from code_wake.query import (
     count_daily,
     event_matches,
     group_traces,
-    newest_first,
 )
 from code_wake.records import DataItem, EventRecord, ProcessInfo, ProcessRecord, StacktraceRecord
 from code_wake.stack_trace import CAUSE_MARKER, CONTEXT_MARKER, RawFrame, bencode, trace_digest
 from code_wake.store import Store
+
+from .memory import newest_first
 
 __all__ = ["DAY0", "Scene", "StoreContract", "build_scene", "process_info", "stored", "trace_of"]
 

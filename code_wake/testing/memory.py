@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from code_wake.errors import StoreError
 from code_wake.event import PendingEvent, data_digest
-from code_wake.query import EventFilter, PruneReport, event_matches, newest_first
+from code_wake.query import EventFilter, PruneReport, event_matches
 from code_wake.records import (
     AppRecord,
     AppVsnRecord,
@@ -30,7 +30,7 @@ from code_wake.records import (
 from code_wake.stack_trace import RawFrame, resolve_frames
 from code_wake.store import HasProcessInfo, Store, process_info_of
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "newest_first"]
 
 _R = TypeVar("_R")
 
@@ -258,6 +258,11 @@ class MemoryStore(Store):
         """Every stored event, oldest first (a copy)."""
         with self._lock:
             return sorted(self._events.values(), key=lambda e: e.id)
+
+
+def newest_first(event: EventRecord) -> tuple[float, int]:
+    """Sort key of the order `Store.query_events` answers in: newest first, ties by the higher id."""
+    return (-event.when_ts, -event.id)
 
 
 def _by_id(records: Sequence[_R], id: int) -> _R | None:
