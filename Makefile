@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench clean
+.PHONY: demo test lint types unit bench clean test-pythons
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,24 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
 
+## test-pythons: the suite on the other Python versions we promise, each in its own environment
+# PYTHONS lists them; FULL_PYTHONS run the whole suite, the others the exit and fork tests.
+# An interpreter is python3.X on PATH, else the newest pyenv 3.X.
+PYTHONS ?= 3.10 3.12 3.13
+FULL_PYTHONS ?= 3.10 3.13
+EXIT_AND_FORK_TESTS := tests/integration
+test-pythons:
+	@set -e; for v in $(PYTHONS); do \
+	    py=$$(.ci/find-python $$v); \
+	    $(MAKE) --no-print-directory VENV=.venv-$$v PYTHON=$$py .venv-$$v/.installed; \
+	    case " $(FULL_PYTHONS) " in *" $$v "*) what=tests;; *) what="$(EXIT_AND_FORK_TESTS)";; esac; \
+	    echo "== Python $$v: $$what"; \
+	    .venv-$$v/bin/python -m pytest -p no:cacheprovider $$what $(PYTEST_ARGS); \
+	done
+
 ## bench: the benchmarks (never part of the tests)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-3.* .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache *.egg-info

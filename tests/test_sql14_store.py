@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import shutil
@@ -196,7 +197,7 @@ class TestSchema:
         store.insert_process(process_info())
         path = sa.make_url(sqlite_url).database
         assert path is not None
-        with sqlite3.connect(path) as raw:
+        with contextlib.closing(sqlite3.connect(path)) as raw:
             assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         with store.engine.connect() as conn:
             pragmas = [

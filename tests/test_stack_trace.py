@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import sqlite3
@@ -202,7 +203,7 @@ class TestResolveAndDigest:
 
     def test_digest_matches_pycodewake_database(self) -> None:
         """Every stack trace digest in a database pycodewake 0.2.2 wrote is reproduced exactly."""
-        with sqlite3.connect(f"file:{COMPAT_DB}?mode=ro", uri=True) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{COMPAT_DB}?mode=ro", uri=True)) as db:
             traces = db.execute("SELECT id, digest FROM stacktraces").fetchall()
             assert traces
             for trace_id, digest in traces:
