@@ -17,12 +17,15 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from . import _guard
+from ._adapters import DEFAULT_ADAPTER, build_store, parse_adapter
+from ._masking import mask_secret_url
 from ._report import report_problem
-from .config import Config, mask_secret_url
+from ._values import Invalid, text_value, version_value
+from .config import Config
 from .errors import ConfigError
 from .event import EventData
 from .process import Process
@@ -47,7 +50,6 @@ RECORD_ATTRIBUTES: frozenset[str] = frozenset(
 """`logging.LogRecord` attributes that are not ``extra`` fields (computed from a blank record)."""
 
 _PLAIN_RECORD_SIZE = len(logging.LogRecord("", logging.NOTSET, "", 0, "", (), None).__dict__)
-_DEFAULT_ADAPTER = "code_wake_sql14_store,Sql14Store"
 _state = _guard.state
 
 _Event: TypeAlias = "tuple[EventData, BaseException | None, bool | None]"
@@ -84,10 +86,20 @@ class _Settings:
     def build_store(self) -> Store:
         """The store these settings name, built as configured stores are (queued by default)."""
         config = Config.load()
-        adapter = self.store_adapter or config.store_adapter or _DEFAULT_ADAPTER
-        configured = dataclasses.replace(config, store_adapter=adapter, store_args=self.store_args)
+        if self.store_adapter is not None:
+            adapter, origin = self.store_adapter, "the handler's store argument"
+        elif config.store_adapter is not None:
+            adapter, origin = config.store_adapter, config.origin("store.adapter")
+        else:
+            adapter, origin = DEFAULT_ADAPTER, "the default"
         try:
-            return configured.build_store()
+            return build_store(
+                adapter,
+                self.store_args,
+                queued=config.queue_enabled,
+                queue_settings=config.queue_settings(),
+                where=f"store adapter {adapter!r} (from {origin})",
+            )
         except ConfigError as exc:
             raise ConfigError(f"CodeWakeHandler({self.describe()}): {exc}") from exc
 
@@ -364,19 +376,19 @@ def _settings(
         store_adapter=adapter,
         store_args=args,
         store=store_object,
-        app_name=_text("app_name", app_name),
-        app_vsn=_text("app_vsn", _version(app_vsn)),
-        env_name=_text("env_name", env_name),
+        app_name=_checked("app_name", text_value, app_name),
+        app_vsn=_checked("app_vsn", version_value, app_vsn),
+        env_name=_checked("env_name", text_value, env_name),
     )
 
 
 def _adapter(store: object) -> str:
-    parts = [part.strip() for part in store.split(",")] if isinstance(store, str) else []
-    if len(parts) != 2 or not all(parts):
+    try:
+        return parse_adapter(store)
+    except Invalid as exc:
         raise ConfigError(
-            f'CodeWakeHandler: store must be a store adapter "module,Class" or a store object, got {store!r}'
-        )
-    return ",".join(parts)
+            f"CodeWakeHandler: store must be {exc.expected} or a store object, got {store!r}"
+        ) from None
 
 
 def _store_args(store_config: object) -> tuple[str, ...]:
@@ -392,19 +404,13 @@ def _store_args(store_config: object) -> tuple[str, ...]:
     )
 
 
-def _version(value: object) -> object:
-    # YAML and JSON configurations give an unquoted 1.2 as a number; a version is text.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _text(name: str, value: object) -> str | None:
+def _checked(name: str, check: Callable[[object], str], value: object) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str) and value:
-        return value
-    raise ConfigError(f"CodeWakeHandler: {name} must be a non-empty string, got {value!r}")
+    try:
+        return check(value)
+    except Invalid as exc:
+        raise ConfigError(f"CodeWakeHandler: {name} must be {exc.expected}, got {value!r}") from None
 
 
 def _timeout(value: object) -> float:
