@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any, TypeAlias
 
 from . import _guard
 from ._adapters import DEFAULT_ADAPTER, build_store, parse_adapter
+from ._fork import ForkPhase, at_fork_in_child
 from ._masking import mask_secret_url
 from ._report import report_problem
 from ._values import Invalid, text_value, version_value
@@ -133,8 +133,7 @@ def _after_fork_in_child() -> None:
     _configured.lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+at_fork_in_child(ForkPhase.HANDLER, _after_fork_in_child)
 
 
 class CodeWakeHandler(logging.Handler):

@@ -9,7 +9,6 @@ batch method ``insert_events``. docs/stores.md describes the contract and
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -18,7 +17,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol
 
-from ._fork import ForkGuard
+from ._fork import ForkGuard, ForkPhase, at_fork_in_child
 from .errors import StoreError
 from .event import EventData, EventPolicy, PendingEvent, ProcessRef
 from .query import (
@@ -307,8 +306,7 @@ def _reset_stores_after_fork() -> None:
         store.after_fork_in_child()
 
 
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(after_in_child=_reset_stores_after_fork)
+at_fork_in_child(ForkPhase.STORES, _reset_stores_after_fork)
 
 AbstractStore = Store
 """The original's name for the store base class."""
