@@ -21,12 +21,12 @@ from .errors import ConfigError
 from .queue_store import QueueSettings, QueueStore
 from .store import Store
 
-__all__ = ["ADAPTER_EXPECTED", "DEFAULT_ADAPTER", "build_default_store", "build_store", "parse_adapter"]
+__all__ = ["DEFAULT_ADAPTER", "build_default_store", "build_store", "parse_adapter"]
 
 DEFAULT_ADAPTER = "code_wake_sql14_store,Sql14Store"
 """The adapter of the embedded default store, and of a store given only its arguments."""
 
-ADAPTER_EXPECTED = 'a store adapter as "module,Class" (two non-empty parts separated by one comma)'
+_ADAPTER_EXPECTED = 'a store adapter as "module,Class" (two non-empty parts separated by one comma)'
 """What `parse_adapter` expects, for messages."""
 
 logger = logging.getLogger("code_wake")
@@ -35,11 +35,11 @@ logger = logging.getLogger("code_wake")
 def parse_adapter(text: object) -> str:
     """`text` as ``"module,Class"``, whitespace around the two parts stripped.
 
-    Raises `Invalid` with `ADAPTER_EXPECTED` for anything else.
+    Raises `Invalid` saying what is expected for anything else.
     """
     parts = [part.strip() for part in text.split(",")] if isinstance(text, str) else []
     if len(parts) != 2 or not all(parts):
-        raise Invalid(ADAPTER_EXPECTED)
+        raise Invalid(_ADAPTER_EXPECTED)
     return ",".join(parts)
 
 

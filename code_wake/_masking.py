@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import unquote
 
-__all__ = ["mask_secret_url", "passwords", "scrub"]
+__all__ = ["mask_secret_url", "scrub"]
 
 MASK = "***"
 """What a password is shown as."""
@@ -50,7 +50,7 @@ def mask_secret_url(text: str) -> str:
     return text if found is None else f"{found.head}{MASK}{found.tail}"
 
 
-def passwords(text: str) -> set[str]:
+def _passwords(text: str) -> set[str]:
     """The password in `text` as written and percent-decoded, so that both can be scrubbed."""
     found = _userinfo(text)
     if found is None:
@@ -62,6 +62,6 @@ def scrub(message: str, secrets_from: Iterable[str]) -> str:
     """`message` with each of `secrets_from` masked and its password, however written, removed."""
     for arg in secrets_from:
         message = message.replace(arg, mask_secret_url(arg))
-        for password in passwords(arg):
+        for password in _passwords(arg):
             message = message.replace(password, MASK)
     return message

@@ -293,25 +293,27 @@ def _print(
     columns: Sequence[_output.Column[R]],
     to_json: Callable[[R], dict[str, Any]],
     out: TextIO,
-) -> None:
+) -> int:
+    """Print `rows` as JSON lines or as a table; the command's exit status."""
     if args.json:
         _output.write_json_lines(rows, to_json, out)
     else:
         _output.write_table(rows, columns, out)
+    return 0
 
 
 def _run_processes(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     process_filter = ProcessFilter(
         app=args.app, vsn=args.vsn, env=args.env, since=args.since, until=args.until, limit=_limit(args)
     )
-    _print(args, store.query_processes(process_filter), _output.PROCESS_COLUMNS, _output.process_json, out)
-    return 0
+    return _print(
+        args, store.query_processes(process_filter), _output.PROCESS_COLUMNS, _output.process_json, out
+    )
 
 
 def _run_events(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     events = store.query_events(_event_filter(args, errors=args.errors))
-    _print(args, events, _output.EVENT_COLUMNS, _output.event_json, out)
-    return 0
+    return _print(args, events, _output.EVENT_COLUMNS, _output.event_json, out)
 
 
 def _run_show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
@@ -327,14 +329,12 @@ def _run_show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
 
 def _run_errors(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     groups = store.query_trace_groups(_event_filter(args, errors=not args.all_traces))
-    _print(args, groups, _output.GROUP_COLUMNS, _output.group_json, out)
-    return 0
+    return _print(args, groups, _output.GROUP_COLUMNS, _output.group_json, out)
 
 
 def _run_stats(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     rows = store.query_daily_counts(_event_filter(args, errors=args.errors))
-    _print(args, rows, _output.DAILY_COLUMNS, _output.daily_json, out)
-    return 0
+    return _print(args, rows, _output.DAILY_COLUMNS, _output.daily_json, out)
 
 
 def _run_prune(args: argparse.Namespace, store: Store, out: TextIO) -> int:

@@ -1,11 +1,12 @@
-"""Configuration: files, environment variables, defaults, validation, store construction.
+"""Configuration: files, environment variables, defaults and validation.
 
 Sources, later ones winning key by key: the defaults, the global file
 (``/etc/code_wake.conf`` or ``$CODE_WAKE_GLOBAL_CONFIG``), the local file
 (``./etc/code_wake.conf``), the environment variables; ``$CODE_WAKE_CONFIG``
 replaces both files. `Process` arguments override all of these. This is the
-only module of the package that reads environment variables.
-docs/configuration.md is the user's description.
+only module of the package that reads environment variables. The store it
+names is built by `code_wake._adapters`. docs/configuration.md is the user's
+description.
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from . import _guard
+from . import _ours
 from ._adapters import DEFAULT_ADAPTER, build_store, parse_adapter
+from ._doors import exception_of, fields_of, merged, record_fields
 from ._fork import ForkPhase, at_fork_in_child
 from ._masking import mask_secret_url
 from ._report import report_problem
@@ -30,7 +31,6 @@ from .errors import ConfigError
 from .event import EventData
 from .process import Process
 from .store import Store
-from .structlog import _exception, _fields_of, _merged
 
 __all__ = ["RECORD_ATTRIBUTES", "CodeWakeHandler"]
 
@@ -50,7 +50,7 @@ RECORD_ATTRIBUTES: frozenset[str] = frozenset(
 """`logging.LogRecord` attributes that are not ``extra`` fields (computed from a blank record)."""
 
 _PLAIN_RECORD_SIZE = len(logging.LogRecord("", logging.NOTSET, "", 0, "", (), None).__dict__)
-_state = _guard.state
+_state = _ours.state
 
 _Event: TypeAlias = "tuple[EventData, BaseException | None, bool | None]"
 """What a record becomes: the event's data, its exception, and whether to capture the stack."""
@@ -150,7 +150,7 @@ class CodeWakeHandler(logging.Handler):
 
     Failures go to `handleError`, never into the app; records of code_wake's
     own stack (SQLAlchemy, the database drivers, the queue's writer) are
-    never recorded (see `code_wake._guard`).
+    never recorded (`code_wake._ours` decides what is code_wake's own).
     """
 
     def __init__(
@@ -181,7 +181,7 @@ class CodeWakeHandler(logging.Handler):
         would be a lock the store's own logging could wait on. The level is
         tested here too, for callers that skip it (``QueueListener``).
         """
-        if record.levelno < self.level or _state.busy or _guard.ignored_logger(record.name):
+        if record.levelno < self.level or _state.busy or _ours.ignored_logger(record.name):
             return False
         if self.filters:
             verdict: object = self.filter(record)
@@ -190,14 +190,14 @@ class CodeWakeHandler(logging.Handler):
             if isinstance(verdict, logging.LogRecord):
                 # Python 3.12+: a filter may hand back a replacement record.
                 record = verdict
-        if not _guard.claim_record(record):
+        if not _ours.claim_record(record):
             return False
         self.emit(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Record `record` as one event; any failure goes to `handleError`."""
-        # _guard.enter()/leave() inlined: this runs for every record.
+        # _ours.enter()/leave() inlined: this runs for every record.
         state = _state
         if state.busy:
             return
@@ -219,45 +219,28 @@ class CodeWakeHandler(logging.Handler):
         msg = record.msg
         if type(msg) is dict and hasattr(record, "_logger"):
             return self._structlog_event(record, msg, process)
-        # A dict, not pairs: the event policy normalises a dict on its fast path.
-        data: dict[str, Any] = {
-            "logger": record.name,
-            "level": record.levelname,
-            "message": record.getMessage() if self.formatter is None else self.format(record),
-            "msg_template": msg,
-            "module": record.module,
-            "func": record.funcName,
-            "lineno": str(record.lineno),
-            "thread": record.threadName,
-        }
+        data = record_fields(
+            record, record.getMessage() if self.formatter is None else self.format(record), msg
+        )
         attributes = record.__dict__
         if len(attributes) != _PLAIN_RECORD_SIZE and not RECORD_ATTRIBUTES.issuperset(attributes):
             extra = [(k, v) for k, v in attributes.items() if k not in RECORD_ATTRIBUTES]
-            return _with_stack(record, process, _merged(data, extra), _exception(record.exc_info), False)
+            return _with_stack(record, process, merged(data, extra), exception_of(record.exc_info), False)
         if record.exc_info or record.stack_info or process.st_for_non_exceptions:
-            return _with_stack(record, process, data, _exception(record.exc_info), False)
+            return _with_stack(record, process, data, exception_of(record.exc_info), False)
         return data, None, False  # the common case, without the calls
 
     def _structlog_event(
         self, record: logging.LogRecord, event_dict: dict[str, Any], process: Process
     ) -> _Event:
         """A record from structlog's ``wrap_for_formatter``: its message is the event dict."""
-        fields = _fields_of(event_dict)
-        data: dict[str, Any] = {
-            "logger": record.name,
-            "level": record.levelname,
-            "message": fields.message,
-            "msg_template": fields.template,
-            "module": record.module,
-            "func": record.funcName,
-            "lineno": str(record.lineno),
-            "thread": record.threadName,
-        }
+        fields = fields_of(event_dict)
+        data = record_fields(record, fields.message, fields.template)
         extra = fields.bound + [(k, v) for k, v in record.__dict__.items() if k not in RECORD_ATTRIBUTES]
-        exc = _exception(record.exc_info)
+        exc = exception_of(record.exc_info)
         if exc is None:
             exc = fields.exc
-        return _with_stack(record, process, _merged(data, extra), exc, fields.stack_info)
+        return _with_stack(record, process, merged(data, extra), exc, fields.stack_info)
 
     def _resolve_process(self) -> Process:
         process = _resolve(self._settings)

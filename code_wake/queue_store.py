@@ -210,7 +210,7 @@ class QueueStore(Store):
             if self._queue_no_threads:
                 return False
             worker = threading.Thread(target=self._queue_run, name=_WORKER_NAME, daemon=True)
-            worker.code_wake_worker = True  # type: ignore[attr-defined]  # read by the recursion guard
+            worker.code_wake_worker = True  # type: ignore[attr-defined]  # read by code_wake._ours
             # Running before start() returns: the worker's first look at the state must see it.
             self._queue_state = _State.RUNNING
             try:

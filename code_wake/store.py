@@ -123,7 +123,7 @@ class Store(ABC):
         """
         frames = None if st_data is None else frames_from_st_data(st_data)
         pending = self.event_policy.build(
-            process_ref(process),
+            _process_ref(process),
             data,
             exc,
             inc_st=exc is not None if inc_st is None else inc_st,
@@ -317,7 +317,7 @@ def process_info_of(process: ProcessInfo | HasProcessInfo) -> ProcessInfo:
     return process if isinstance(process, ProcessInfo) else process.info
 
 
-def process_ref(process: ProcessRecord | HasProcessInfo | ProcessInfo | int) -> ProcessRef:
+def _process_ref(process: ProcessRecord | HasProcessInfo | ProcessInfo | int) -> ProcessRef:
     """What a pending event records as its process."""
     if isinstance(process, (int, ProcessInfo)):
         return process
