@@ -141,3 +141,38 @@ def test_one_register_at_fork_in_the_package() -> None:
         for path in package.rglob("*.py")
     }
     assert {name: n for name, n in calls.items() if n} == {"_fork.py": 1}
+
+
+def test_closed_queue_stays_closed_in_the_child(tmp_path: Path) -> None:
+    """A queued store closed before fork refuses events in the child too, as in the parent."""
+    out = run_python(
+        """
+        import os
+        from code_wake import StoreError
+        from code_wake.event import PendingEvent
+        from code_wake.queue_store import QueueStore
+        from code_wake.testing import MemoryStore
+
+        class QueuedMemoryStore(QueueStore, MemoryStore):
+            pass
+
+        store = QueuedMemoryStore()
+        store.close()
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                store.submit(PendingEvent(1, 0.0))
+                answer = "accepted"
+            except StoreError as exc:
+                answer = str(exc)
+            os.write(write_end, answer.encode())
+            os._exit(0)
+        os.close(write_end)
+        os.waitpid(child, 0)
+        with os.fdopen(read_end) as pipe:
+            print(pipe.read())
+        """,
+        tmp_path,
+    )
+    assert "This store is closed" in out
