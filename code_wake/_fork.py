@@ -1,5 +1,11 @@
-"""Forking while a store is mid-write: wait for the write to finish first.
+"""Fork: the one ``os.register_at_fork`` of the package, and the work a forked child redoes.
 
+Modules do not register with ``os.register_at_fork`` themselves: they hand
+their child-side work to `at_fork_in_child` under a `ForkPhase`, and the
+child runs the phases in their fixed order, whatever order the modules were
+imported in.
+
+Forking while a store is mid-write: wait for the write to finish first.
 A thread of the parent may be inside a database call when another thread
 forks. The child then inherits that connection's half-done state: for SQLite
 the process-wide lock bookkeeping says a lock is held that no thread of the
@@ -11,12 +17,16 @@ holds its `ForkGuard` while it talks to the database, and ``os.fork()`` waits
 
 from __future__ import annotations
 
+import enum
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 
-__all__ = ["FORK_WAIT", "ForkGuard"]
+from ._report import report_problem
+
+__all__ = ["FORK_WAIT", "ForkGuard", "ForkPhase", "at_fork_in_child"]
 
 FORK_WAIT = 10.0
 """Seconds a fork waits at most for a store's database call to finish."""
@@ -56,10 +66,37 @@ def _after_fork_in_parent() -> None:
         _held.pop()._lock.release()
 
 
+class ForkPhase(enum.IntEnum):
+    """The child's work after fork, in the order it runs."""
+
+    QUEUES = 1
+    """Each live queue starts empty, with no writer: the parent writes its own events."""
+    STORES = 2
+    """Each live store forgets the parent's locks and connections."""
+    PROCESS = 3
+    """The Process is a new run: new pid, start time and process record."""
+    HANDLER = 4
+    """The logging handler's configuration lock is new."""
+
+
+_child_work: dict[ForkPhase, list[Callable[[], None]]] = {phase: [] for phase in ForkPhase}
+
+
+def at_fork_in_child(phase: ForkPhase, work: Callable[[], None]) -> None:
+    """Run `work` in every forked child, in `phase` (after the work registered before it)."""
+    _child_work[phase].append(work)
+
+
 def _after_fork_in_child() -> None:
     _held.clear()
     for guard in list(_guards):
         guard._lock = threading.RLock()
+    for phase in ForkPhase:
+        for work in _child_work[phase]:
+            try:
+                work()
+            except Exception as exc:  # noqa: BLE001 - one failure must not leave the later phases undone
+                report_problem("fork-child", f"the {phase.name.lower()} work after fork failed", exc)
 
 
 if hasattr(os, "register_at_fork"):  # POSIX only

@@ -33,7 +33,6 @@ __all__ = [
     "process_json",
     "prune_json",
     "prune_text",
-    "where_of",
     "write_json_lines",
     "write_table",
 ]
@@ -141,7 +140,7 @@ def _versions(vsns: Sequence[AppVsnRecord]) -> str:
     return ", ".join(f"{vsn.app.name} {vsn.vsn}" if several else vsn.vsn for vsn in vsns) or "-"
 
 
-def where_of(group: TraceGroup) -> str:
+def _where_of(group: TraceGroup) -> str:
     """The innermost frame of the group's trace that is code: ``file:line in function``."""
     trace = group.stacktrace
     frame = (
@@ -280,7 +279,7 @@ GROUP_COLUMNS: tuple[Column[TraceGroup], ...] = (
     Column(
         "TRACE", lambda g: _or_dash(None if g.stacktrace_id is None else str(g.stacktrace_id)), right=True
     ),
-    Column("WHERE", where_of, width=100),
+    Column("WHERE", _where_of, width=100),
     Column("APPS", lambda g: ", ".join(a.name for a in g.apps) or "-"),
     Column("VERSIONS", lambda g: _versions(g.app_vsns)),
     Column("ENVS", lambda g: ", ".join(e.name for e in g.environments) or "-"),
@@ -299,7 +298,7 @@ def group_json(group: TraceGroup) -> dict[str, Any]:
         "last_ts": group.last_ts,
         "exc_type": group.exc_type,
         "stacktrace_id": group.stacktrace_id,
-        "where": where_of(group),
+        "where": _where_of(group),
         "apps": [app.name for app in group.apps],
         "versions": [{"app": vsn.app.name, "vsn": vsn.vsn} for vsn in group.app_vsns],
         "envs": [env.name for env in group.environments],

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO, TypeVar
 
 from . import _output
+from ._adapters import DEFAULT_ADAPTER, build_store, parse_adapter
+from ._masking import scrub
 from ._timespec import TimeSpecError, parse_time
+from ._values import Invalid
 from ._version import __version__
-from .config import Config, _scrub
+from .config import Config
 from .errors import CodeWakeError, StoreError
 from .query import EventFilter, ProcessFilter
 from .store import Store
@@ -30,9 +33,6 @@ from .store import Store
 __all__ = ["COMMANDS", "CommandError", "build_parser", "main"]
 
 PROG = "code-wake"
-
-DEFAULT_ADAPTER = "code_wake_sql14_store,Sql14Store"
-"""The adapter ``--store`` uses unless ``--adapter`` names another."""
 
 DEFAULT_LIMIT = 100
 """Rows the listing commands print unless ``--limit`` says otherwise (0: all)."""
@@ -94,10 +94,12 @@ def _count(text: str) -> int:
 
 
 def _adapter(text: str) -> str:
-    module, comma, name = text.partition(",")
-    if not comma or not module.strip() or not name.strip() or "," in name:
-        raise argparse.ArgumentTypeError(f"expected module,Class (like {DEFAULT_ADAPTER}), got {text!r}")
-    return text
+    try:
+        return parse_adapter(text)
+    except Invalid:
+        raise argparse.ArgumentTypeError(
+            f"expected module,Class (like {DEFAULT_ADAPTER}), got {text!r}"
+        ) from None
 
 
 # -- the parser -------------------------------------------------------------------------------------
@@ -291,25 +293,27 @@ def _print(
     columns: Sequence[_output.Column[R]],
     to_json: Callable[[R], dict[str, Any]],
     out: TextIO,
-) -> None:
+) -> int:
+    """Print `rows` as JSON lines or as a table; the command's exit status."""
     if args.json:
         _output.write_json_lines(rows, to_json, out)
     else:
         _output.write_table(rows, columns, out)
+    return 0
 
 
 def _run_processes(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     process_filter = ProcessFilter(
         app=args.app, vsn=args.vsn, env=args.env, since=args.since, until=args.until, limit=_limit(args)
     )
-    _print(args, store.query_processes(process_filter), _output.PROCESS_COLUMNS, _output.process_json, out)
-    return 0
+    return _print(
+        args, store.query_processes(process_filter), _output.PROCESS_COLUMNS, _output.process_json, out
+    )
 
 
 def _run_events(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     events = store.query_events(_event_filter(args, errors=args.errors))
-    _print(args, events, _output.EVENT_COLUMNS, _output.event_json, out)
-    return 0
+    return _print(args, events, _output.EVENT_COLUMNS, _output.event_json, out)
 
 
 def _run_show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
@@ -325,14 +329,12 @@ def _run_show(args: argparse.Namespace, store: Store, out: TextIO) -> int:
 
 def _run_errors(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     groups = store.query_trace_groups(_event_filter(args, errors=not args.all_traces))
-    _print(args, groups, _output.GROUP_COLUMNS, _output.group_json, out)
-    return 0
+    return _print(args, groups, _output.GROUP_COLUMNS, _output.group_json, out)
 
 
 def _run_stats(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     rows = store.query_daily_counts(_event_filter(args, errors=args.errors))
-    _print(args, rows, _output.DAILY_COLUMNS, _output.daily_json, out)
-    return 0
+    return _print(args, rows, _output.DAILY_COLUMNS, _output.daily_json, out)
 
 
 def _run_prune(args: argparse.Namespace, store: Store, out: TextIO) -> int:
@@ -415,9 +417,8 @@ def _open_store(args: argparse.Namespace) -> Store:
         raise CommandError("--adapter needs --store, the argument to give that adapter")
     else:
         adapter = args.adapter or DEFAULT_ADAPTER
-        # The configuration's own import and check, its messages naming the option.
-        store_class = Config()._adapter_class(adapter, f"--adapter {adapter!r}")
-        store = store_class(args.store)  # type: ignore[call-arg]  # adapters take their own arguments
+        where = f"--adapter {adapter!r}" if args.adapter else "the store of --store"
+        store = build_store(adapter, (args.store,), queued=False, queue_settings=None, where=where)
     _require_existing(store)
     return store
 
@@ -437,7 +438,7 @@ def _require_existing(store: Store) -> None:
 def _fail(message: str, args: argparse.Namespace | None) -> int:
     store = getattr(args, "store", None)
     # The --store URL's password, as written or decoded, never reaches the terminal.
-    line = " ".join(_scrub(message, [store] if store else []).split())  # one line, whatever the message held
+    line = " ".join(scrub(message, [store] if store else []).split())  # one line, whatever the message held
     sys.stderr.write(f"{PROG}: error: {line}\n")
     return 1
 

@@ -1,33 +1,32 @@
-"""Configuration: files, environment variables, defaults, validation, store construction.
+"""Configuration: files, environment variables, defaults and validation.
 
 Sources, later ones winning key by key: the defaults, the global file
 (``/etc/code_wake.conf`` or ``$CODE_WAKE_GLOBAL_CONFIG``), the local file
 (``./etc/code_wake.conf``), the environment variables; ``$CODE_WAKE_CONFIG``
 replaces both files. `Process` arguments override all of these. This is the
-only module of the package that reads environment variables.
-docs/configuration.md is the user's description.
+only module of the package that reads environment variables. The store it
+names is built by `code_wake._adapters`. docs/configuration.md is the user's
+description.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import logging
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeAlias
-from urllib.parse import unquote
 
-import sqlalchemy as sa
 import yaml
 
+from ._adapters import DEFAULT_ADAPTER, build_default_store, build_store, parse_adapter
+from ._masking import mask_secret_url
+from ._text import fold_key
+from ._values import Invalid, text_value, version_value
 from .errors import ConfigError
-from .event import DEFAULT_MAX_VALUE_LENGTH, DEFAULT_SECRET_KEYS, EventPolicy, _fold
-from .queue_store import QueueSettings, QueueStore
+from .event import DEFAULT_MAX_VALUE_LENGTH, DEFAULT_SECRET_KEYS, EventPolicy
+from .queue_store import QueueSettings
 from .store import Store
 
 __all__ = [
@@ -42,8 +41,6 @@ __all__ = [
     "user_data_dir",
 ]
 
-logger = logging.getLogger("code_wake")
-
 ENV_CONFIG = "CODE_WAKE_CONFIG"
 """Names the one configuration file to read instead of the global and local ones."""
 
@@ -57,7 +54,6 @@ LOCAL_CONFIG = Path("etc", "code_wake.conf")
 """The local configuration file, relative to the current directory."""
 
 _QUEUE_DEFAULTS = QueueSettings()
-_DEFAULT_STORE_ADAPTER = "code_wake_sql14_store,Sql14Store"
 _BOOL_WORDS = {
     "true": True,
     "1": True,
@@ -75,33 +71,9 @@ _SHOWN_MAX = 100
 # -- validating single values --------------------------------------------------------
 
 
-class _Invalid(Exception):
-    """A value is not what its key needs; carries what was expected, the caller adds where."""
-
-    def __init__(self, expected: str) -> None:
-        super().__init__(expected)
-        self.expected = expected
-
-
-def _text_value(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise _Invalid("a non-empty string")
-    return value
-
-
-def _version_value(value: object) -> str:
-    # YAML reads an unquoted 1.2 or 2 as a number; a version is text, so take its string.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    try:
-        return _text_value(value)
-    except _Invalid:
-        raise _Invalid("a non-empty string (or a number, taken as its string)") from None
-
-
 def _bool_value(value: object) -> bool:
     if not isinstance(value, bool):
-        raise _Invalid("a boolean (true or false)")
+        raise Invalid("a boolean (true or false)")
     return value
 
 
@@ -109,13 +81,13 @@ def _bool_text(text: str) -> bool:
     try:
         return _BOOL_WORDS[text.strip().lower()]
     except KeyError:
-        raise _Invalid(_BOOL_EXPECTED) from None
+        raise Invalid(_BOOL_EXPECTED) from None
 
 
 def _positive_int_value(value: object) -> int:
     # bool is an int subclass: `max_value_length: true` must not read as 1.
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise _Invalid("a positive integer")
+        raise Invalid("a positive integer")
     return value
 
 
@@ -123,12 +95,12 @@ def _positive_int_text(text: str) -> int:
     try:
         return _positive_int_value(int(text.strip()))
     except ValueError:
-        raise _Invalid("a positive integer") from None
+        raise Invalid("a positive integer") from None
 
 
 def _positive_number_value(value: object) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise _Invalid("a positive number of seconds")
+        raise Invalid("a positive number of seconds")
     return float(value)
 
 
@@ -136,25 +108,7 @@ def _positive_number_text(text: str) -> float:
     try:
         return _positive_number_value(float(text.strip()))
     except ValueError:
-        raise _Invalid("a positive number of seconds") from None
-
-
-def _split_adapter(text: str) -> tuple[str, str]:
-    """``"module,Class"`` as its two parts, whitespace around them stripped."""
-    parts = [part.strip() for part in text.split(",")]
-    if len(parts) != 2 or not all(parts):
-        raise _Invalid('a store adapter as "module,Class" (two non-empty parts separated by one comma)')
-    return parts[0], parts[1]
-
-
-def _adapter_text(text: str) -> str:
-    return ",".join(_split_adapter(text))
-
-
-def _adapter_value(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid('a store adapter string "module,Class"')
-    return _adapter_text(value)
+        raise Invalid("a positive number of seconds") from None
 
 
 def _store_args_value(value: object) -> tuple[str, ...]:
@@ -162,7 +116,7 @@ def _store_args_value(value: object) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return tuple(value)
-    raise _Invalid("a string (one adapter argument) or a list of strings")
+    raise Invalid("a string (one adapter argument) or a list of strings")
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -172,14 +126,14 @@ def _comma_list(text: str) -> tuple[str, ...]:
 def _secret_keys(items: Iterable[object]) -> tuple[str, ...]:
     keys = tuple(items)
     # A fragment without letters or digits folds to "" and would silently match nothing.
-    if not all(isinstance(key, str) and _fold(key) for key in keys):
-        raise _Invalid("a list of key fragments (strings containing letters or digits)")
+    if not all(isinstance(key, str) and fold_key(key) for key in keys):
+        raise Invalid("a list of key fragments (strings containing letters or digits)")
     return tuple(str(key) for key in keys)
 
 
 def _secret_keys_value(value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise _Invalid("a list of key fragments (strings containing letters or digits)")
+        raise Invalid("a list of key fragments (strings containing letters or digits)")
     return _secret_keys(value)
 
 
@@ -202,11 +156,11 @@ class _Setting:
 
 
 _SETTINGS: tuple[_Setting, ...] = (
-    _Setting("store.adapter", "store_adapter", _adapter_value, "CODE_WAKE_STORE_ADAPTER", _adapter_text),
+    _Setting("store.adapter", "store_adapter", parse_adapter, "CODE_WAKE_STORE_ADAPTER", parse_adapter),
     _Setting("store.config", "store_args", _store_args_value, "CODE_WAKE_STORE_CONFIG", _comma_list),
-    _Setting("environment.name", "env_name", _text_value, "CODE_WAKE_ENVIRONMENT", str),
-    _Setting("app.name", "app_name", _text_value, "CODE_WAKE_APP_NAME", str),
-    _Setting("app.vsn", "app_vsn", _version_value, "CODE_WAKE_APP_VSN", str),
+    _Setting("environment.name", "env_name", text_value, "CODE_WAKE_ENVIRONMENT", str),
+    _Setting("app.name", "app_name", text_value, "CODE_WAKE_APP_NAME", str),
+    _Setting("app.vsn", "app_vsn", version_value, "CODE_WAKE_APP_VSN", str),
     _Setting(
         "stacktraces.include.from_exceptions",
         "st_from_exceptions",
@@ -290,59 +244,6 @@ _SCHEMA = _tree(_SETTINGS)
 
 
 # -- showing values safely ------------------------------------------------------------
-
-
-def mask_secret_url(text: str) -> str:
-    """`text` with any password in it replaced by ``***``; fit for messages and logs.
-
-    Database URLs are rendered by SQLAlchemy with the password hidden; anything
-    else that looks like ``user:password@host`` (or holds several ``@``) has
-    everything between the first colon of the user part and the last ``@``
-    masked, erring on the side of hiding too much. Other text is returned
-    unchanged.
-    """
-    if text.count("@") > 1:
-        # SQLAlchemy would split an unescaped "@" of a password at the first one and
-        # show the rest as the host: mask up to the last one instead.
-        return _mask_userinfo(text)
-    try:
-        url = sa.make_url(text)
-    except (sa.exc.ArgumentError, ValueError):
-        return _mask_userinfo(text)
-    if url.password is None:
-        return text
-    return url.render_as_string(hide_password=True)
-
-
-def _mask_userinfo(text: str) -> str:
-    scheme, sep, rest = text.rpartition("://")
-    # The last "@" so that a password containing "@" is masked whole.
-    userinfo, at, host = rest.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    if not at or not colon:
-        return text
-    return f"{scheme}{sep}{user}:***@{host}"
-
-
-def _passwords(text: str) -> set[str]:
-    """The password in `text` as written and URL-decoded, so that both can be scrubbed."""
-    userinfo = text.rpartition("://")[2].rpartition("@")[0]
-    raw = userinfo.partition(":")[2] if ":" in userinfo else ""
-    found = {raw, unquote(raw)}
-    if text.count("@") == 1:
-        with contextlib.suppress(sa.exc.ArgumentError, ValueError):
-            found.add(str(sa.make_url(text).password or ""))
-    found.discard("")
-    return found
-
-
-def _scrub(message: str, secrets_from: Iterable[str]) -> str:
-    """`message` with the store arguments masked and their passwords removed."""
-    for arg in secrets_from:
-        message = message.replace(arg, mask_secret_url(arg))
-        for password in _passwords(arg):
-            message = message.replace(password, "***")
-    return message
 
 
 def _shown(value: object) -> str:
@@ -453,7 +354,7 @@ def _collect(mapping: dict[Any, Any], node: _Tree, path: Path, prefix: str, foun
 def _checked(setting: _Setting, value: object, path: Path) -> object:
     try:
         return setting.check(value)
-    except _Invalid as exc:
+    except Invalid as exc:
         raise ConfigError(
             f"config file {path}, key {setting.key}: expected {exc.expected}, found {_shown(value)}"
         ) from None
@@ -465,7 +366,7 @@ def _checked(setting: _Setting, value: object, path: Path) -> object:
 def _from_environment(setting: _Setting, text: str) -> object:
     try:
         return setting.parse_env(text)
-    except _Invalid as exc:
+    except Invalid as exc:
         raise ConfigError(
             f"environment variable {setting.env}={mask_secret_url(text)!r}: expected {exc.expected}"
         ) from None
@@ -515,34 +416,6 @@ def _store_file(data_dir: Path) -> Path:
 
 def _sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
-
-
-class _Once:
-    """Lets exactly one caller through per process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._done = False
-
-    def claim(self) -> bool:
-        """True the first time it is called, False ever after."""
-        with self._lock:
-            if self._done:
-                return False
-            self._done = True
-            return True
-
-
-_default_store_announced = _Once()
-
-
-def _announce_default_store(path: Path) -> None:
-    if _default_store_announced.claim():
-        logger.info(
-            "code_wake: no store configured; recording into the embedded default store at %s "
-            "(set store.adapter/store.config or CODE_WAKE_STORE_ADAPTER to choose one)",
-            path,
-        )
 
 
 # -- the configuration ------------------------------------------------------------------------
@@ -645,84 +518,22 @@ class Config:
             if self.store_args:
                 raise ConfigError(
                     f"store arguments are configured ({self.origin('store.config')}) but no store adapter "
-                    "is: set store.adapter or CODE_WAKE_STORE_ADAPTER "
-                    f'(e.g. "{_DEFAULT_STORE_ADAPTER}")'
+                    f'is: set store.adapter or CODE_WAKE_STORE_ADAPTER (e.g. "{DEFAULT_ADAPTER}")'
                 )
-            return self._build_default_store(queue)
-        where = f"store adapter {self.store_adapter!r} (from {self.origin('store.adapter')})"
-        store_class = self._adapter_class(self.store_adapter, where)
-        return self._construct(_queued(store_class) if queue else store_class, self.store_args, where)
-
-    def _adapter_class(self, adapter: str, where: str) -> type[Store]:
-        """Import the adapter's module and return its class, checked to be a `Store`."""
-        try:
-            module_name, class_name = _split_adapter(adapter)
-        except _Invalid as exc:
-            raise ConfigError(f"{where}: expected {exc.expected}") from None
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:  # any failure to import (even a SyntaxError) is a configuration error
-            raise ConfigError(
-                f"{where}: module {module_name!r} cannot be imported: {type(exc).__name__}: {exc}"
-            ) from exc
-        try:
-            found = getattr(module, class_name)
-        except AttributeError as exc:
-            raise ConfigError(f"{where}: module {module_name!r} has no {class_name!r}: {exc}") from exc
-        if not (isinstance(found, type) and issubclass(found, Store)):
-            raise ConfigError(f"{where}: {found!r} is not a subclass of code_wake.store.Store")
-        return found
-
-    def _construct(self, store_class: type[Store], args: tuple[str, ...], what: str) -> Store:
-        """Call the adapter's constructor; its failure becomes a `ConfigError` without passwords."""
-        try:
-            if issubclass(store_class, QueueStore):
-                return store_class(*args, queue_settings=self.queue_settings())
-            return store_class(*args)
-        except Exception as exc:  # an adapter may raise anything; we add where and why
-            detail = _scrub(f"{type(exc).__name__}: {exc}", args)
-            raise ConfigError(f"{what} could not be created {self._shown_args(args)}: {detail}") from exc
-
-    def _shown_args(self, args: tuple[str, ...]) -> str:
-        """The constructor arguments for a message, passwords masked, with their origin."""
-        shown = ", ".join(repr(mask_secret_url(arg)) for arg in args)
-        origin = f" (from {self.origin('store.config')})" if "store.config" in self.origins else ""
-        return f"with arguments ({shown}){origin}"
-
-    def _build_default_store(self, queued: bool) -> Store:
-        """The embedded default: a SQLite file in the user's data directory."""
-        path = self.default_store_path()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the directory {path.parent} for the embedded default store: "
-                f"{exc.strerror or exc}; configure a store (store.adapter) or set XDG_DATA_HOME"
-            ) from exc
-        try:
-            from code_wake_sql14_store import Sql14Store
-        except ImportError as exc:
-            raise ConfigError(
-                f"the embedded default store needs code_wake_sql14_store, which cannot be imported: {exc}"
-            ) from exc
-        store_class = _queued(Sql14Store) if queued else Sql14Store
-        store = self._construct(store_class, (_sqlite_url(path),), f"the embedded default store at {path}")
-        _announce_default_store(path)
-        return store
-
-
-_queued_classes: dict[type[Store], type[Store]] = {}
-
-
-def _queued(store_class: type[Store]) -> type[Store]:
-    """`store_class` behind the background queue: ``class Queued(QueueStore, store_class)``."""
-    if issubclass(store_class, QueueStore):
-        return store_class
-    known = _queued_classes.get(store_class)
-    if known is None:
-        known = type(f"Queued{store_class.__name__}", (QueueStore, store_class), {"__module__": __name__})
-        _queued_classes[store_class] = known
-    return known
+            return build_default_store(
+                self.default_store_path(),
+                self.default_store_url(),
+                queued=queue,
+                queue_settings=self.queue_settings(),
+            )
+        return build_store(
+            self.store_adapter,
+            self.store_args,
+            queued=queue,
+            queue_settings=self.queue_settings(),
+            where=f"store adapter {self.store_adapter!r} (from {self.origin('store.adapter')})",
+            args_origin=self.origin("store.config") if "store.config" in self.origins else "",
+        )
 
 
 def _data_dir_or_none(environ: Mapping[str, str]) -> Path | None:

@@ -11,13 +11,12 @@ here and nothing of the caller's frames or exception is kept alive.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
+from ._text import fold_key, safe_repr, value_text
 from .records import ProcessInfo
 from .stack_trace import RawFrame, capture_caller, capture_exception, exception_type_name
 
@@ -71,8 +70,6 @@ FILTERED = "[FILTERED]"
 TRUNCATED_MARKER = "...[truncated {} chars]"
 """Appended to a truncated value, saying how much was cut."""
 
-_SEPARATORS = re.compile(r"[^0-9a-z]+")
-
 _KEY_CACHE_SIZE = 4096
 """Distinct keys remembered per policy; past it, keys are checked on every call."""
 
@@ -117,7 +114,8 @@ class EventPolicy:
     _keys: dict[str, str | _SecretKey] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_secret_fragments", tuple(_fold(k) for k in self.secret_keys if _fold(k)))
+        fragments = tuple(fold_key(k) for k in self.secret_keys if fold_key(k))
+        object.__setattr__(self, "_secret_fragments", fragments)
         # Keys repeat from call to call: remember each one's clean form and secrecy.
         object.__setattr__(self, "_keys", {})
 
@@ -166,7 +164,7 @@ class EventPolicy:
                 fits = len(value) <= limit and value.isascii() and "\x00" not in value
                 append((text_key, value if fits else self.clean_text(value)))
             else:
-                append((text_key, None if value is None else self.clean_text(_to_text(value))))
+                append((text_key, None if value is None else self.clean_text(value_text(value))))
         return tuple(pairs)
 
     def _learn_key(self, key: Any) -> str | _SecretKey:
@@ -179,7 +177,7 @@ class EventPolicy:
 
     def is_secret(self, key: str) -> bool:
         """True when the key contains a secret fragment (``db_password``, ``X-Api-Key``)."""
-        folded = _fold(key)
+        folded = fold_key(key)
         return any(fragment in folded for fragment in self._secret_fragments)
 
     def clean_text(self, text: str, limit: int | None = None) -> str:
@@ -199,10 +197,6 @@ class EventPolicy:
         return text
 
 
-def _fold(key: str) -> str:
-    return _SEPARATORS.sub("", key.lower())
-
-
 def _pairs(data: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
     for item in data:
         if isinstance(item, (str, bytes)) or not isinstance(item, (tuple, list)) or len(item) != 2:
@@ -212,27 +206,11 @@ def _pairs(data: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
             yield item[0], item[1]
 
 
-def _to_text(value: Any) -> str:
-    if isinstance(value, (bool, int, float, dict, list, tuple)):
-        try:
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
-        except (TypeError, ValueError, RecursionError):
-            pass
-    return _safe_repr(value)
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception:  # noqa: BLE001 - any repr may raise; the event must still be stored
-        return f"<unrepresentable {type(value).__qualname__} object>"
-
-
 def _safe_str(value: Any) -> str:
     try:
         return str(value)
     except Exception:  # noqa: BLE001 - any __str__ may raise; the event must still be stored
-        return _safe_repr(value)
+        return safe_repr(value)
 
 
 def data_digest(data: Pairs) -> bytes | None:

@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from . import _guard
+from . import _ours
+from ._adapters import DEFAULT_ADAPTER, build_store, parse_adapter
+from ._doors import exception_of, fields_of, merged, record_fields
+from ._fork import ForkPhase, at_fork_in_child
+from ._masking import mask_secret_url
 from ._report import report_problem
-from .config import Config, mask_secret_url
+from ._values import Invalid, text_value, version_value
+from .config import Config
 from .errors import ConfigError
 from .event import EventData
 from .process import Process
 from .store import Store
-from .structlog import _exception, _fields_of, _merged
 
 __all__ = ["RECORD_ATTRIBUTES", "CodeWakeHandler"]
 
@@ -47,8 +50,7 @@ RECORD_ATTRIBUTES: frozenset[str] = frozenset(
 """`logging.LogRecord` attributes that are not ``extra`` fields (computed from a blank record)."""
 
 _PLAIN_RECORD_SIZE = len(logging.LogRecord("", logging.NOTSET, "", 0, "", (), None).__dict__)
-_DEFAULT_ADAPTER = "code_wake_sql14_store,Sql14Store"
-_state = _guard.state
+_state = _ours.state
 
 _Event: TypeAlias = "tuple[EventData, BaseException | None, bool | None]"
 """What a record becomes: the event's data, its exception, and whether to capture the stack."""
@@ -84,10 +86,20 @@ class _Settings:
     def build_store(self) -> Store:
         """The store these settings name, built as configured stores are (queued by default)."""
         config = Config.load()
-        adapter = self.store_adapter or config.store_adapter or _DEFAULT_ADAPTER
-        configured = dataclasses.replace(config, store_adapter=adapter, store_args=self.store_args)
+        if self.store_adapter is not None:
+            adapter, origin = self.store_adapter, "the handler's store argument"
+        elif config.store_adapter is not None:
+            adapter, origin = config.store_adapter, config.origin("store.adapter")
+        else:
+            adapter, origin = DEFAULT_ADAPTER, "the default"
         try:
-            return configured.build_store()
+            return build_store(
+                adapter,
+                self.store_args,
+                queued=config.queue_enabled,
+                queue_settings=config.queue_settings(),
+                where=f"store adapter {adapter!r} (from {origin})",
+            )
         except ConfigError as exc:
             raise ConfigError(f"CodeWakeHandler({self.describe()}): {exc}") from exc
 
@@ -121,8 +133,7 @@ def _after_fork_in_child() -> None:
     _configured.lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+at_fork_in_child(ForkPhase.HANDLER, _after_fork_in_child)
 
 
 class CodeWakeHandler(logging.Handler):
@@ -139,7 +150,7 @@ class CodeWakeHandler(logging.Handler):
 
     Failures go to `handleError`, never into the app; records of code_wake's
     own stack (SQLAlchemy, the database drivers, the queue's writer) are
-    never recorded (see `code_wake._guard`).
+    never recorded (`code_wake._ours` decides what is code_wake's own).
     """
 
     def __init__(
@@ -170,7 +181,7 @@ class CodeWakeHandler(logging.Handler):
         would be a lock the store's own logging could wait on. The level is
         tested here too, for callers that skip it (``QueueListener``).
         """
-        if record.levelno < self.level or _state.busy or _guard.ignored_logger(record.name):
+        if record.levelno < self.level or _state.busy or _ours.ignored_logger(record.name):
             return False
         if self.filters:
             verdict: object = self.filter(record)
@@ -179,14 +190,14 @@ class CodeWakeHandler(logging.Handler):
             if isinstance(verdict, logging.LogRecord):
                 # Python 3.12+: a filter may hand back a replacement record.
                 record = verdict
-        if not _guard.claim_record(record):
+        if not _ours.claim_record(record):
             return False
         self.emit(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Record `record` as one event; any failure goes to `handleError`."""
-        # _guard.enter()/leave() inlined: this runs for every record.
+        # _ours.enter()/leave() inlined: this runs for every record.
         state = _state
         if state.busy:
             return
@@ -208,45 +219,28 @@ class CodeWakeHandler(logging.Handler):
         msg = record.msg
         if type(msg) is dict and hasattr(record, "_logger"):
             return self._structlog_event(record, msg, process)
-        # A dict, not pairs: the event policy normalises a dict on its fast path.
-        data: dict[str, Any] = {
-            "logger": record.name,
-            "level": record.levelname,
-            "message": record.getMessage() if self.formatter is None else self.format(record),
-            "msg_template": msg,
-            "module": record.module,
-            "func": record.funcName,
-            "lineno": str(record.lineno),
-            "thread": record.threadName,
-        }
+        data = record_fields(
+            record, record.getMessage() if self.formatter is None else self.format(record), msg
+        )
         attributes = record.__dict__
         if len(attributes) != _PLAIN_RECORD_SIZE and not RECORD_ATTRIBUTES.issuperset(attributes):
             extra = [(k, v) for k, v in attributes.items() if k not in RECORD_ATTRIBUTES]
-            return _with_stack(record, process, _merged(data, extra), _exception(record.exc_info), False)
+            return _with_stack(record, process, merged(data, extra), exception_of(record.exc_info), False)
         if record.exc_info or record.stack_info or process.st_for_non_exceptions:
-            return _with_stack(record, process, data, _exception(record.exc_info), False)
+            return _with_stack(record, process, data, exception_of(record.exc_info), False)
         return data, None, False  # the common case, without the calls
 
     def _structlog_event(
         self, record: logging.LogRecord, event_dict: dict[str, Any], process: Process
     ) -> _Event:
         """A record from structlog's ``wrap_for_formatter``: its message is the event dict."""
-        fields = _fields_of(event_dict)
-        data: dict[str, Any] = {
-            "logger": record.name,
-            "level": record.levelname,
-            "message": fields.message,
-            "msg_template": fields.template,
-            "module": record.module,
-            "func": record.funcName,
-            "lineno": str(record.lineno),
-            "thread": record.threadName,
-        }
+        fields = fields_of(event_dict)
+        data = record_fields(record, fields.message, fields.template)
         extra = fields.bound + [(k, v) for k, v in record.__dict__.items() if k not in RECORD_ATTRIBUTES]
-        exc = _exception(record.exc_info)
+        exc = exception_of(record.exc_info)
         if exc is None:
             exc = fields.exc
-        return _with_stack(record, process, _merged(data, extra), exc, fields.stack_info)
+        return _with_stack(record, process, merged(data, extra), exc, fields.stack_info)
 
     def _resolve_process(self) -> Process:
         process = _resolve(self._settings)
@@ -364,19 +358,19 @@ def _settings(
         store_adapter=adapter,
         store_args=args,
         store=store_object,
-        app_name=_text("app_name", app_name),
-        app_vsn=_text("app_vsn", _version(app_vsn)),
-        env_name=_text("env_name", env_name),
+        app_name=_checked("app_name", text_value, app_name),
+        app_vsn=_checked("app_vsn", version_value, app_vsn),
+        env_name=_checked("env_name", text_value, env_name),
     )
 
 
 def _adapter(store: object) -> str:
-    parts = [part.strip() for part in store.split(",")] if isinstance(store, str) else []
-    if len(parts) != 2 or not all(parts):
+    try:
+        return parse_adapter(store)
+    except Invalid as exc:
         raise ConfigError(
-            f'CodeWakeHandler: store must be a store adapter "module,Class" or a store object, got {store!r}'
-        )
-    return ",".join(parts)
+            f"CodeWakeHandler: store must be {exc.expected} or a store object, got {store!r}"
+        ) from None
 
 
 def _store_args(store_config: object) -> tuple[str, ...]:
@@ -392,19 +386,13 @@ def _store_args(store_config: object) -> tuple[str, ...]:
     )
 
 
-def _version(value: object) -> object:
-    # YAML and JSON configurations give an unquoted 1.2 as a number; a version is text.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _text(name: str, value: object) -> str | None:
+def _checked(name: str, check: Callable[[object], str], value: object) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str) and value:
-        return value
-    raise ConfigError(f"CodeWakeHandler: {name} must be a non-empty string, got {value!r}")
+    try:
+        return check(value)
+    except Invalid as exc:
+        raise ConfigError(f"CodeWakeHandler: {name} must be {exc.expected}, got {value!r}") from None
 
 
 def _timeout(value: object) -> float:

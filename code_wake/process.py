@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import ClassVar
 
+from ._fork import ForkPhase, at_fork_in_child
 from ._report import report_problem
 from .config import Config
 from .errors import CodeWakeError, ConfigError
@@ -284,4 +285,4 @@ def _after_fork_in_child() -> None:
         live._start_run()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+at_fork_in_child(ForkPhase.PROCESS, _after_fork_in_child)

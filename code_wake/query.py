@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from .event import _to_text
+from ._text import value_text
 from .records import AppRecord, AppVsnRecord, EnvironmentRecord, EventRecord, ProcessRecord, StacktraceRecord
 
 __all__ = [
@@ -52,7 +52,7 @@ def _terms(where: Where) -> Terms:
     """`where` as ``(str key, str-or-None value)`` pairs, values written as the event policy stores them."""
     items = where.items() if isinstance(where, Mapping) else where
     return tuple(
-        (str(key), None if val is None else val if isinstance(val, str) else _to_text(val))
+        (str(key), None if val is None else val if isinstance(val, str) else value_text(val))
         for key, val in items
     )
 

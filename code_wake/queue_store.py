@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import enum
-import os
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._fork import ForkPhase, at_fork_in_child
 from ._report import report_problem
 from .errors import StoreError
 from .event import PendingEvent, ProcessRef
@@ -210,7 +210,7 @@ class QueueStore(Store):
             if self._queue_no_threads:
                 return False
             worker = threading.Thread(target=self._queue_run, name=_WORKER_NAME, daemon=True)
-            worker.code_wake_worker = True  # type: ignore[attr-defined]  # read by the recursion guard
+            worker.code_wake_worker = True  # type: ignore[attr-defined]  # read by code_wake._ours
             # Running before start() returns: the worker's first look at the state must see it.
             self._queue_state = _State.RUNNING
             try:
@@ -425,11 +425,6 @@ class QueueStore(Store):
             retries=counts.retries,
         )
 
-    def after_fork_in_child(self) -> None:
-        """The child's queue starts empty, with no worker: the parent writes its own events."""
-        super().after_fork_in_child()
-        self._queue_reset()
-
 
 # -- every live queue: the exit flush and fork ------------------------------------------------
 
@@ -490,5 +485,11 @@ def _add_multiprocessing_finalizer(_mark: object) -> None:
     mp_util.Finalize(None, flush_all, exitpriority=100)
 
 
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(after_in_child=_register_multiprocessing_flush)
+def _queues_after_fork() -> None:
+    """The child's queues start empty, with no worker; the parent writes its own events."""
+    for queue in list(_live_queues):
+        queue._queue_reset()
+    _register_multiprocessing_flush()
+
+
+at_fork_in_child(ForkPhase.QUEUES, _queues_after_fork)

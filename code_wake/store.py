@@ -9,7 +9,6 @@ batch method ``insert_events``. docs/stores.md describes the contract and
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -18,7 +17,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Protocol
 
-from ._fork import ForkGuard
+from ._fork import ForkGuard, ForkPhase, at_fork_in_child
 from .errors import StoreError
 from .event import EventData, EventPolicy, PendingEvent, ProcessRef
 from .query import (
@@ -124,7 +123,7 @@ class Store(ABC):
         """
         frames = None if st_data is None else frames_from_st_data(st_data)
         pending = self.event_policy.build(
-            process_ref(process),
+            _process_ref(process),
             data,
             exc,
             inc_st=exc is not None if inc_st is None else inc_st,
@@ -307,8 +306,7 @@ def _reset_stores_after_fork() -> None:
         store.after_fork_in_child()
 
 
-if hasattr(os, "register_at_fork"):  # POSIX only
-    os.register_at_fork(after_in_child=_reset_stores_after_fork)
+at_fork_in_child(ForkPhase.STORES, _reset_stores_after_fork)
 
 AbstractStore = Store
 """The original's name for the store base class."""
@@ -319,7 +317,7 @@ def process_info_of(process: ProcessInfo | HasProcessInfo) -> ProcessInfo:
     return process if isinstance(process, ProcessInfo) else process.info
 
 
-def process_ref(process: ProcessRecord | HasProcessInfo | ProcessInfo | int) -> ProcessRef:
+def _process_ref(process: ProcessRecord | HasProcessInfo | ProcessInfo | int) -> ProcessRef:
     """What a pending event records as its process."""
     if isinstance(process, (int, ProcessInfo)):
         return process

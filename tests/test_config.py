@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import code_wake
-from code_wake import config as config_module
+from code_wake import _adapters
 from code_wake.config import Config, default_store_path, default_store_url, mask_secret_url
 from code_wake.errors import ConfigError
 from code_wake.event import DEFAULT_MAX_VALUE_LENGTH, DEFAULT_SECRET_KEYS
@@ -653,7 +653,7 @@ class TestDefaultStore:
     @pytest.fixture(autouse=True)
     def _fresh_announcement(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Let this test see the once-per-process announcement again."""
-        monkeypatch.setattr(config_module, "_default_store_announced", config_module._Once())
+        monkeypatch.setattr(_adapters, "_default_store_announced", _adapters._Once())
 
     def test_embedded_default(self, caplog: pytest.LogCaptureFixture) -> None:
         """With no store configured, a SQLite store under XDG_DATA_HOME is made and announced once."""

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import code_wake
-from code_wake import ConfigError, EventRecord, PendingEvent, Process, QueueStore, StoreError, _guard
+from code_wake import ConfigError, EventRecord, PendingEvent, Process, QueueStore, StoreError, _ours
 from code_wake.logging import RECORD_ATTRIBUTES, CodeWakeHandler
 from code_wake.testing import MemoryStore
 from code_wake_sql14_store import Sql14Store
@@ -557,11 +557,11 @@ class TestNoRecursion:
 
     def test_ignored_loggers(self) -> None:
         """The store's loggers and their children are ignored; similar names are not."""
-        assert _guard.ignored_logger("sqlalchemy.engine.Engine")
-        assert _guard.ignored_logger("psycopg")
-        assert _guard.ignored_logger("code_wake")
-        assert not _guard.ignored_logger("sqlalchemy_utils")
-        assert not _guard.ignored_logger("code_wake_app")
+        assert _ours.ignored_logger("sqlalchemy.engine.Engine")
+        assert _ours.ignored_logger("psycopg")
+        assert _ours.ignored_logger("code_wake")
+        assert not _ours.ignored_logger("sqlalchemy_utils")
+        assert not _ours.ignored_logger("code_wake_app")
 
 
 class TestFailures:

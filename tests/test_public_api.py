@@ -12,7 +12,21 @@ import pytest
 
 import code_wake
 
-PUBLIC_MODULES = ["code_wake", "code_wake.query", "code_wake.testing", "code_wake_sql14_store"]
+PUBLIC_MODULES = [
+    "code_wake",
+    "code_wake.config",
+    "code_wake.errors",
+    "code_wake.event",
+    "code_wake.logging",
+    "code_wake.query",
+    "code_wake.queue_store",
+    "code_wake.records",
+    "code_wake.stack_trace",
+    "code_wake.store",
+    "code_wake.structlog",
+    "code_wake.testing",
+    "code_wake_sql14_store",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

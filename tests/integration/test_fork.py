@@ -78,3 +78,101 @@ def test_multiprocessing_fork_pool(tmp_path: Path, sqlite_url: str) -> None:
     pids = [pid for pid, _ in per_process]
     assert len(pids) == len(set(pids)), "a pid was registered twice"
     assert sum(n for _, n in per_process) == 13
+
+
+def test_child_work_runs_in_phase_order(tmp_path: Path) -> None:
+    """A forked child renews queues, stores, Process and handler in that order, whatever registered first."""
+    out = run_python(
+        """
+        import os
+        import code_wake
+        import code_wake.logging
+        from code_wake._fork import ForkPhase, at_fork_in_child
+        from code_wake.queue_store import QueueStore
+        from code_wake.testing import MemoryStore
+
+        class QueuedMemoryStore(QueueStore, MemoryStore):
+            pass
+
+        store = QueuedMemoryStore()
+        proc = code_wake.Process(store=store, app_name="phases")
+        proc.log({"who": "parent"})
+        assert store.flush(5)
+        parent_store_lock = store._registered_lock
+        parent_handler_lock = code_wake.logging._configured.lock
+        seen = []
+
+        def recorder(phase):
+            def record():
+                done = (
+                    store._queue_worker is None,
+                    store._registered_lock is not parent_store_lock,
+                    proc.info.pid == os.getpid(),
+                    code_wake.logging._configured.lock is not parent_handler_lock,
+                )
+                seen.append(phase.name + " " + "".join("x" if d else "-" for d in done))
+            return record
+
+        # Registered last phase first: the order they run in must not follow registration.
+        for phase in reversed(ForkPhase):
+            at_fork_in_child(phase, recorder(phase))
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.write(write_end, "\\n".join(seen).encode())
+            os._exit(0)
+        os.close(write_end)
+        _, status = os.waitpid(child, 0)
+        assert status == 0, status
+        with os.fdopen(read_end) as pipe:
+            print(pipe.read())
+        """,
+        tmp_path,
+    )
+    # Each phase sees its own work and the earlier phases' done, the later phases' not yet.
+    assert out.split("\n")[:4] == ["QUEUES x---", "STORES xx--", "PROCESS xxx-", "HANDLER xxxx"]
+
+
+def test_one_register_at_fork_in_the_package() -> None:
+    """Only code_wake._fork registers with os.register_at_fork; other modules use its phases."""
+    package = Path(__file__).resolve().parents[2] / "code_wake"
+    calls = {
+        path.relative_to(package).as_posix(): path.read_text(encoding="utf-8").count("os.register_at_fork(")
+        for path in package.rglob("*.py")
+    }
+    assert {name: n for name, n in calls.items() if n} == {"_fork.py": 1}
+
+
+def test_closed_queue_stays_closed_in_the_child(tmp_path: Path) -> None:
+    """A queued store closed before fork refuses events in the child too, as in the parent."""
+    out = run_python(
+        """
+        import os
+        from code_wake import StoreError
+        from code_wake.event import PendingEvent
+        from code_wake.queue_store import QueueStore
+        from code_wake.testing import MemoryStore
+
+        class QueuedMemoryStore(QueueStore, MemoryStore):
+            pass
+
+        store = QueuedMemoryStore()
+        store.close()
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                store.submit(PendingEvent(1, 0.0))
+                answer = "accepted"
+            except StoreError as exc:
+                answer = str(exc)
+            os.write(write_end, answer.encode())
+            os._exit(0)
+        os.close(write_end)
+        os.waitpid(child, 0)
+        with os.fdopen(read_end) as pipe:
+            print(pipe.read())
+        """,
+        tmp_path,
+    )
+    assert "This store is closed" in out

@@ -32,7 +32,6 @@ __all__ = [
     "claim_record",
     "enter",
     "ignored_logger",
-    "is_busy",
     "leave",
     "note_structlog_call",
     "state",
@@ -79,7 +78,6 @@ class _ThreadState(threading.local):
 
 state = _ThreadState()
 """This thread's state; the logging handler reads ``state.busy`` directly on its hot path."""
-_state = state
 
 
 def ignored_logger(name: str | None) -> bool:
@@ -95,26 +93,21 @@ def ignored_logger(name: str | None) -> bool:
     return known
 
 
-def is_busy() -> bool:
-    """True on a code_wake worker thread, and while this thread records an event."""
-    return _state.busy
-
-
 def enter() -> bool:
     """Start recording on this thread; False (and nothing changed) when it must not.
 
     Every True must be paired with a `leave()` in a ``finally``.
     """
-    state = _state
-    if state.busy:
+    thread = state
+    if thread.busy:
         return False
-    state.busy = True
+    thread.busy = True
     return True
 
 
 def leave() -> None:
     """End what `enter()` started."""
-    _state.busy = False
+    state.busy = False
 
 
 def note_structlog_call(recorded: bool) -> None:
@@ -123,7 +116,7 @@ def note_structlog_call(recorded: bool) -> None:
     The processor calls this for every call it sees, so the note always
     belongs to the latest structlog call of the thread.
     """
-    _state.structlog_recorded = recorded
+    state.structlog_recorded = recorded
 
 
 def claim_record(record: logging.LogRecord) -> bool:
@@ -134,17 +127,17 @@ def claim_record(record: logging.LogRecord) -> bool:
     when the record is the stdlib side of a structlog call the processor has
     recorded.
     """
-    state = _state
-    last = state.last_record
+    thread = state
+    last = thread.last_record
     if last is not None and last() is record:
         return False
     taken = weakref.ref(record)
-    if state.structlog_recorded:
-        state.structlog_recorded = False
+    if thread.structlog_recorded:
+        thread.structlog_recorded = False
         if _logged_by_structlog(sys._getframe(1)):
-            state.last_record = taken
+            thread.last_record = taken
             return False
-    state.last_record = taken
+    thread.last_record = taken
     return True
 
 
