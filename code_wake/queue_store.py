@@ -77,6 +77,9 @@ class _State(enum.Enum):
     """The worker thread is taking events off the queue."""
     CLOSED = "closed"
     """close() was called: no event is taken any more."""
+    EXITED = "exited"
+    """The exit flush has run: later events (an atexit function's) are written on the caller's thread,
+    since nothing would flush them any more (and Python 3.12 starts no thread then)."""
 
 
 _RUNNING = _State.RUNNING
@@ -207,7 +210,7 @@ class QueueStore(Store):
         with self._queue_start_lock:
             if self._queue_state is _State.RUNNING:
                 return True
-            if self._queue_no_threads:
+            if self._queue_no_threads or self._queue_state is _State.EXITED:
                 return False
             worker = threading.Thread(target=self._queue_run, name=_WORKER_NAME, daemon=True)
             worker.code_wake_worker = True  # type: ignore[attr-defined]  # read by code_wake._ours
@@ -454,9 +457,18 @@ def flush_all(timeout: float | None = None) -> bool:
     return flushed
 
 
+def _flush_at_exit() -> None:
+    """The exit flush; afterwards each queue writes on the caller's thread (`_State.EXITED`)."""
+    flush_all()
+    for queue in list(_live_queues):
+        if queue._queue_state is not _State.CLOSED:
+            queue._queue_state = _State.EXITED
+            queue._queue_wakeup.set()
+
+
 # atexit runs while daemon threads still live (before the interpreter tears
 # them down), and before logging.shutdown, which logging registered earlier.
-atexit.register(flush_all)
+atexit.register(_flush_at_exit)
 
 
 class _MultiprocessingMark:
