@@ -14,7 +14,9 @@ import importlib
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
+from ._legacy_store import LEGACY_METHODS, LegacyStore, is_legacy_adapter
 from ._masking import mask_secret_url, scrub
 from ._values import Invalid
 from .errors import ConfigError
@@ -60,9 +62,16 @@ def build_store(
     for messages.
     """
     store_class = _adapter_class(adapter, where)
-    if queued:
-        store_class = _queued(store_class)
-    return _construct(store_class, args, queue_settings, f"{where} could not be created", args_origin)
+    failed = f"{where} could not be created"
+    if not is_legacy_adapter(store_class):
+        store_class = _queued(store_class) if queued else store_class
+        return _construct(store_class, args, queue_settings, failed, args_origin)  # type: ignore[no-any-return]
+    # A pycodewake adapter is built with its own arguments, then wrapped.
+    legacy = _construct(store_class, args, None, failed, args_origin)
+    if not queued:
+        return LegacyStore(legacy)
+    queued_class: Any = _queued(LegacyStore)
+    return queued_class(legacy, queue_settings=queue_settings or QueueSettings())  # type: ignore[no-any-return]
 
 
 def build_default_store(path: Path, url: str, *, queued: bool, queue_settings: QueueSettings | None) -> Store:
@@ -90,7 +99,7 @@ def build_default_store(path: Path, url: str, *, queued: bool, queue_settings: Q
     return store
 
 
-def _adapter_class(adapter: str, where: str) -> type[Store]:
+def _adapter_class(adapter: str, where: str) -> type[Any]:
     """Import the adapter's module and return its class, checked to be a `Store`."""
     try:
         module_name, _, class_name = parse_adapter(adapter).partition(",")
@@ -106,8 +115,11 @@ def _adapter_class(adapter: str, where: str) -> type[Store]:
         found = getattr(module, class_name)
     except AttributeError as exc:
         raise ConfigError(f"{where}: module {module_name!r} has no {class_name!r}: {exc}") from exc
-    if not (isinstance(found, type) and issubclass(found, Store)):
-        raise ConfigError(f"{where}: {found!r} is not a subclass of code_wake.store.Store")
+    if not (isinstance(found, type) and (issubclass(found, Store) or is_legacy_adapter(found))):
+        raise ConfigError(
+            f"{where}: {found!r} is not a subclass of code_wake.store.Store "
+            f"(nor a pycodewake adapter, which has {', '.join(LEGACY_METHODS)})"
+        )
     return found
 
 
@@ -126,12 +138,12 @@ def _queued(store_class: type[Store]) -> type[Store]:
 
 
 def _construct(
-    store_class: type[Store],
-    args: tuple[str, ...],
+    store_class: type[Any],
+    args: tuple[Any, ...],
     queue_settings: QueueSettings | None,
     failed: str,
     args_origin: str,
-) -> Store:
+) -> Any:
     """Call the adapter's constructor; its failure becomes a `ConfigError` without passwords."""
     try:
         if queue_settings is not None and issubclass(store_class, QueueStore):

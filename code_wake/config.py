@@ -418,6 +418,10 @@ def _sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def _frozen(tree: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType({k: _frozen(v) if isinstance(v, dict) else v for k, v in tree.items()})
+
+
 # -- the configuration ------------------------------------------------------------------------
 
 
@@ -505,6 +509,31 @@ class Config:
     def default_store_url(self) -> str:
         """The SQLAlchemy URL of the embedded default store (nothing is created)."""
         return _sqlite_url(self.default_store_path())
+
+    def __getitem__(self, section: str) -> Mapping[str, Any]:
+        """pycodewake's mapping access, by the file's keys.
+
+        ``config["stacktraces"]["include"]["from_exceptions"]`` is `st_from_exceptions`.
+        Read-only; values are this configuration's, validated (``store.config``
+        as a list). Unknown sections raise `KeyError`, as a mapping does.
+        """
+        return self.as_mapping()[section]  # type: ignore[no-any-return]
+
+    def store(self) -> Store:
+        """pycodewake's name for `build_store`: the configured store."""
+        return self.build_store()
+
+    def as_mapping(self) -> Mapping[str, Any]:
+        """The whole configuration as nested read-only mappings, laid out as the file is."""
+        tree: dict[str, Any] = {}
+        for setting in _SETTINGS:
+            *sections, leaf = setting.key.split(".")
+            node = tree
+            for name in sections:
+                node = node.setdefault(name, {})
+            value = getattr(self, setting.attribute)
+            node[leaf] = list(value) if isinstance(value, tuple) else value
+        return _frozen(tree)
 
     def build_store(self, queued: bool | None = None) -> Store:
         """The configured store, or the embedded default; `ConfigError` says why not.

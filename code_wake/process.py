@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from ._fork import ForkPhase, at_fork_in_child
+from ._legacy_store import LEGACY_METHODS, LegacyStore, is_legacy_adapter
 from ._report import report_problem
 from .config import Config
 from .errors import CodeWakeError, ConfigError
@@ -76,6 +77,11 @@ class Process:
         return cls._instance
 
     @classmethod
+    def singleton_detach_ref(cls) -> None:
+        """pycodewake's name for `reset`: forget the singleton, so the next call configures anew."""
+        cls.reset()
+
+    @classmethod
     def reset(cls) -> None:
         """Drop the singleton; the next ``Process(...)`` configures a new one.
 
@@ -105,7 +111,8 @@ class Process:
         self.st_for_non_exceptions = _pick(st_for_non_exceptions, config.st_for_non_exceptions)
         self.st_from_exceptions = _pick(st_from_exceptions, config.st_from_exceptions)
         self._policy: EventPolicy = config.event_policy()
-        self._store = store if store is not None else config.build_store()
+        self._store = _as_store(store) if store is not None else config.build_store()
+        self._store_given: object = store if store is not None else self._store
         self._username = _username()
         self._fqdn = _fqdn()
         self._register_lock = threading.Lock()
@@ -135,7 +142,7 @@ class Process:
             "env_name": self._env_name,
             "st_for_non_exceptions": self.st_for_non_exceptions,
             "st_from_exceptions": self.st_from_exceptions,
-            "store": self._store,
+            "store": self._store_given,
         }
         for name, value in given.items():
             if value is not None and value is not live[name] and value != live[name]:
@@ -197,6 +204,21 @@ class Process:
     def pid(self) -> int:
         """The operating system's process id of this run."""
         return self._info.pid
+
+    @property
+    def username(self) -> str | None:
+        """The user this process runs as (None where it cannot be told)."""
+        return self._info.username
+
+    @property
+    def fqdn(self) -> str | None:
+        """The host's fully qualified name."""
+        return self._info.fqdn
+
+    @property
+    def exe_path(self) -> str | None:
+        """The program's path, as pycodewake recorded it."""
+        return self._info.exe_path
 
     @property
     def app_name(self) -> str:
@@ -286,3 +308,15 @@ def _after_fork_in_child() -> None:
 
 
 at_fork_in_child(ForkPhase.PROCESS, _after_fork_in_child)
+
+
+def _as_store(store: object) -> Store:
+    """`store` as a code_wake store: a pycodewake 0.2 adapter is wrapped (`LegacyStore`)."""
+    if isinstance(store, Store):
+        return store
+    if is_legacy_adapter(store):
+        return LegacyStore(store)
+    raise ConfigError(
+        f"store={store!r} is not a store: give a code_wake.Store (or a pycodewake adapter, "
+        f"which has {', '.join(LEGACY_METHODS)})"
+    )

@@ -23,6 +23,8 @@ __all__ = [
     "CONTEXT_MARKER",
     "RawFrame",
     "ResolvedTrace",
+    "Stackframe",
+    "Stacktrace",
     "bencode",
     "capture_caller",
     "capture_exception",
@@ -224,3 +226,81 @@ def _bencode_into(value: object, out: list[bytes]) -> None:
         out.append(b"e")
     else:
         raise TypeError(f"bencode cannot encode {type(value).__name__}")
+
+
+# -- pycodewake's stack trace value, for adapters written for it -------------------------------------
+
+
+class Stackframe(NamedTuple):
+    """One frame of a `Stacktrace`: pycodewake's ``filename``, ``lineno`` and ``src``, and the function."""
+
+    filename: str
+    lineno: int
+    src: str
+    function: str | None = None
+
+
+class Stacktrace:
+    """pycodewake 0.2's stack trace, for store adapters written for it.
+
+    ``stackframes`` run outermost first, the order pycodewake stored them in;
+    `digest` is the digest both pycodewake and code_wake store traces by.
+    New code has no need of it: a store receives `code_wake.PendingEvent`
+    frames and resolves them with `resolve_frames`.
+    """
+
+    __slots__ = ("stackframes",)
+
+    def __init__(self, stackframes: Iterable[Stackframe]) -> None:
+        self.stackframes: tuple[Stackframe, ...] = tuple(stackframes)
+
+    @classmethod
+    def from_exc(cls, exc: BaseException, st_len: int | None = None) -> Stacktrace:
+        """The frames of `exc` (and its chained causes), the innermost `st_len` of them."""
+        return cls._resolved(capture_exception(exc, st_len))
+
+    @classmethod
+    def from_caller(cls, st_len: int | None = None) -> Stacktrace:
+        """The stack of whoever called the code that calls this, the innermost `st_len` frames.
+
+        An adapter calls it from its ``insert_event``: the adapter's own frames
+        (those of the file that called this) and code_wake's are left out, so
+        the trace ends at the line that logged.
+        """
+        caller_file = sys._getframe(1).f_code.co_filename
+        frames = list(capture_caller())
+        while frames and frames[-1].filename == caller_file:
+            frames.pop()
+        limit = _limit(st_len)
+        return cls._resolved(frames[-limit:])
+
+    @classmethod
+    def from_data(cls, st_data: Iterable[Sequence[object]], st_len: int | None = None) -> Stacktrace:
+        """From ``[filename, lineno, src]`` items, outermost first (the form `data` gives)."""
+        frames = frames_from_st_data(st_data)
+        return cls._resolved(frames[-_limit(st_len) :])
+
+    @classmethod
+    def _resolved(cls, frames: Iterable[RawFrame]) -> Stacktrace:
+        resolved = resolve_frames(frames).frames
+        return cls(Stackframe(f.filename, f.lineno, f.src or "", f.function) for f in resolved)
+
+    def data(self) -> list[list[object]]:
+        """The frames as ``[filename, lineno, src]`` lists, outermost first."""
+        return [[f.filename, f.lineno, f.src] for f in self.stackframes]
+
+    def digest(self) -> bytes:
+        """sha256 of the bencoded frames: the ``stacktraces.digest`` of pycodewake and code_wake."""
+        return trace_digest(RawFrame(f.filename, f.lineno, f.function, f.src) for f in self.stackframes)
+
+    def __len__(self) -> int:
+        return len(self.stackframes)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stacktrace) and self.stackframes == other.stackframes
+
+    def __hash__(self) -> int:
+        return hash(self.stackframes)
+
+    def __repr__(self) -> str:
+        return f"Stacktrace({len(self.stackframes)} frames)"

@@ -117,6 +117,9 @@ class Store(ABC):
     ) -> EventRecord | None:
         """Record one event for `process` (a record, a `code_wake.Process` or an id).
 
+        Returns the stored event with `sync`, else None (as pycodewake did),
+        whether the store writes at once or queues.
+
         Stack traces: `st_data` (frames outermost first) if given; else with
         `inc_st` (default: whether there is an exception) from `exc` or from
         the caller.
@@ -131,7 +134,9 @@ class Store(ABC):
             when_ts=when_ts,
             frames=frames,
         )
-        return self.submit(pending, sync)
+        record = self.submit(pending, sync)
+        # The original's contract: the record only for a caller that asked to wait for it.
+        return record if sync else None
 
     @abstractmethod
     def insert_process(self, process: ProcessInfo | HasProcessInfo) -> ProcessRecord:

@@ -14,6 +14,10 @@ import code_wake
 
 PUBLIC_MODULES = [
     "code_wake",
+    "code_wake.abstract_store",
+    "code_wake.test.conftest",
+    "code_wake.test.store",
+    "code_wake.utils",
     "code_wake.config",
     "code_wake.errors",
     "code_wake.event",

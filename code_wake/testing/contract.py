@@ -46,7 +46,16 @@ from code_wake.store import Store
 
 from .memory import newest_first
 
-__all__ = ["DAY0", "Scene", "StoreContract", "build_scene", "process_info", "stored", "trace_of"]
+__all__ = [
+    "DAY0",
+    "PYCODEWAKE_CONTRACT",
+    "Scene",
+    "StoreContract",
+    "build_scene",
+    "process_info",
+    "stored",
+    "trace_of",
+]
 
 APP = "contract_app"
 """The app name the suite's processes run under unless a test says otherwise."""
@@ -107,6 +116,30 @@ BAD_VALUES: dict[str, Any] = {
     "emoji": "party \U0001f389 time \U0001f600",
 }
 """Values that log calls get in real life, each of which must be stored (normalised), never raise."""
+
+
+PYCODEWAKE_CONTRACT = frozenset(
+    {
+        "test_insert_process",
+        "test_insert_event_without_sync_returns_none",
+        "test_insert_event_records_its_data",
+        "test_stack_trace_only_when_asked",
+        "test_like_stack_traces_are_not_duplicated",
+        "test_same_exception_shares_its_trace",
+        "test_caller_trace_frames",
+        "test_exception_trace_frames",
+        "test_exception_trace_by_default",
+        "test_events_by_data_one_term",
+        "test_events_by_data_two_terms",
+        "test_events_by_data_three_terms",
+        "test_events_by_data_no_match",
+        "test_events_by_data_load_their_stack_traces",
+    }
+)
+"""The tests that check what pycodewake 0.2.2's own store suite checked, through the methods
+its adapters had (``insert_app``, ``insert_process``, ``get_process_by_id``, ``insert_event``,
+``get_events_by_data``). `code_wake.test.store` runs only these on a pycodewake adapter;
+docs/stores.md maps each original test to them."""
 
 
 # -- the scene the query tests look at ---------------------------------------------------------
@@ -463,6 +496,22 @@ class StoreContract:
         assert event.data == ()
         assert store.get_event_by_id(event.id) == event
 
+    def test_insert_event_without_sync_returns_none(self, store: Store, process: ProcessRecord) -> None:
+        """Without ``sync=True``, insert_event returns None (the event is still stored)."""
+        assert store.insert_event(process, [("n", "1")]) is None
+        assert store.insert_event(process, [("n", "2")], sync=False) is None
+        flush = getattr(store, "flush", None)
+        if callable(flush):
+            assert flush(10.0)
+        assert [e.data for e in store.get_events_by_data([("n", "2")])] == [(DataItem("n", "2"),)]
+
+    def test_insert_event_records_its_data(self, store: Store, process: ProcessRecord) -> None:
+        """The returned event is a store.Event carrying every pair given, and no stack trace."""
+        event = stored(store.insert_event(process, [("foo1", "foo1bar"), ("bar2", "bar2baz")], sync=True))
+        assert isinstance(event, store.Event)
+        assert sorted(event.data) == [DataItem("bar2", "bar2baz"), DataItem("foo1", "foo1bar")]
+        assert event.stacktrace is None
+
     def test_data_as_pairs(self, store: Store, process: ProcessRecord) -> None:
         """Data given as (key, value) pairs is stored, every pair."""
         event = stored(store.insert_event(process, [("foo", "bar"), ("baz", "bat")], sync=True))
@@ -627,6 +676,14 @@ class StoreContract:
         assert trace.stackframes
         assert all(isinstance(frame, store.Stackframe) for frame in trace.stackframes)
         assert trace_of(store.get_event_by_id(event.id)) == trace
+
+    def test_stack_trace_only_when_asked(self, store: Store, process: ProcessRecord) -> None:
+        """A plain event has no trace; inc_st=True gives the caller's, of store.Stacktrace frames."""
+        assert stored(store.insert_event(process, sync=True)).stacktrace is None
+        trace = trace_of(store.insert_event(process, inc_st=True, sync=True))
+        assert isinstance(trace, store.Stacktrace)
+        assert trace.stackframes
+        assert all(isinstance(frame, store.Stackframe) for frame in trace.stackframes)
 
     def test_like_stack_traces_are_not_duplicated(self, store: Store, process: ProcessRecord) -> None:
         """Identical traces share one stored trace; traces from different lines do not."""
@@ -821,6 +878,17 @@ class StoreContract:
         """Terms that no event carries together find nothing."""
         assert store.get_events_by_data([("a", "2"), ("b", "2")]) == []
         assert store.get_events_by_data([("nope", "1")]) == []
+
+    def test_events_by_data_load_their_stack_traces(self, store: Store, process: ProcessRecord) -> None:
+        """Events found by data come with their stack trace and its frames."""
+        written = trace_of(store.insert_event(process, [("foo", "foo1")], inc_st=True, sync=True))
+        (found,) = store.get_events_by_data([("foo", "foo1")])
+        trace = trace_of(found)
+        assert isinstance(trace, store.Stacktrace)
+        assert (trace.id, trace.stackframes) == (written.id, written.stackframes)
+        first = trace.stackframes[0]
+        assert (first.filename.endswith(".py"), isinstance(first.lineno, int)) == (True, True)
+        assert isinstance(first.src, str)
 
     def test_events_by_data_for_a_process(self, store: Store, tagged: list[EventRecord]) -> None:
         """process_id restricts the answer to that process's events."""
