@@ -18,13 +18,13 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from code_wake.query import EventFilter
 
+from ._records import column_getter
 from .schema import ALL_TIME, COUNT_SPANS, MYSQL_DIALECTS, event_counts, events
 
 __all__ = [
     "CountRow",
     "Segment",
     "add_counts",
-    "count_row",
     "count_rows",
     "none_if_empty",
     "rebuild_all_time",
@@ -48,19 +48,6 @@ KEY_COLUMNS = ("span", "bucket_ts", "app_id", "app_vsn_id", "environment_id", "s
 LEVELS = (ALL_TIME, *COUNT_SPANS)
 """Every span a new event is counted in."""
 _REBUILD_CHUNK = 10_000
-
-
-def count_row(event_id: int, event: Any) -> CountRow:
-    """What counting needs of an event: `event` has the ``events`` columns as attributes."""
-    return (
-        event_id,
-        event.when_ts,
-        event.app_id,
-        event.app_vsn_id,
-        event.environment_id,
-        event.stacktrace_id,
-        event.exc_type,
-    )
 
 
 def count_rows(rows: Iterable[CountRow], spans: tuple[int, ...] = LEVELS) -> dict[CountKey, list[Any]]:
@@ -217,11 +204,13 @@ def rebuild_counts(
     while True:
         # Keyset chunks: the whole table is never held in memory at once.
         chunk = query if last_id is None else query.where(events.c.id > last_id)
-        rows = conn.execute(chunk.limit(_REBUILD_CHUNK)).all()
+        result = conn.execute(chunk.limit(_REBUILD_CHUNK))
+        read = column_getter(result, *(column.name for column in _EVENT_COUNT_COLUMNS))
+        rows: list[CountRow] = [read(row) for row in result]
         if not rows:
             return
-        _upsert(conn, upsert, _parameters(count_rows((count_row(row.id, row) for row in rows), spans)))
-        last_id = rows[-1].id
+        _upsert(conn, upsert, _parameters(count_rows(rows, spans)))
+        last_id = rows[-1][0]  # a CountRow starts with the event's id
 
 
 def rebuild_all_time(conn: sa.Connection) -> None:

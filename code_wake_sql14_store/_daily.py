@@ -18,6 +18,7 @@ from code_wake.query import DailyCount, EventFilter, day_of
 from ._counts import Segment, none_if_empty, time_pieces
 from ._filters import Scope, bound_conditions, bucket_range, carrying, time_range
 from ._lookups import Lookups
+from ._records import column_getter
 from .schema import event_counts, events
 
 __all__ = ["DailyTotals", "daily_counts"]
@@ -93,9 +94,10 @@ def _add_piece(
         ).where(*bound_conditions(dialect, f, scope), *time_range(c.when_ts, since, until))
         if f.terms:
             query = query.where(c.id.in_(carrying(dialect, list(f.terms))))
-        for row in conn.execute(query):
-            day = day_of(row.when_ts)
-            totals.add(day, row.app_id, row.app_vsn_id, row.environment_id, 1, int(bool(row.error)))
+        result = conn.execute(query)
+        read = column_getter(result, "when_ts", "app_id", "app_vsn_id", "environment_id", "error")
+        for when_ts, app_id, vsn_id, env_id, error in map(read, result):
+            totals.add(day_of(when_ts), app_id, vsn_id, env_id, 1, int(bool(error)))
         return
     k = event_counts.c
     errors = sa.func.sum(sa.case((k.exc_type != "", k.n), else_=0)).label("errors")
@@ -109,6 +111,7 @@ def _add_piece(
         )
         .group_by(*scope_key)
     )
-    for row in conn.execute(query).all():
-        day = day_of(float(row.bucket_ts))
-        totals.add(day, row.app_id, row.app_vsn_id, row.environment_id, row.n, row.errors)
+    result = conn.execute(query)
+    read = column_getter(result, "bucket_ts", "app_id", "app_vsn_id", "environment_id", "n", "errors")
+    for bucket_ts, app_id, vsn_id, env_id, count, errors in map(read, result.all()):
+        totals.add(day_of(float(bucket_ts)), app_id, vsn_id, env_id, count, errors)

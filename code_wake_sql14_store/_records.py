@@ -6,7 +6,8 @@ import; SQLAlchemy caches their compiled form by statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
@@ -41,6 +42,7 @@ __all__ = [
     "app_vsn_record",
     "clip",
     "clip_data",
+    "column_getter",
     "environment_record",
     "event_record",
     "frame_values",
@@ -94,6 +96,17 @@ _TRACE_QUERY = (
     .select_from(stacktraces.outerjoin(stackframes, stackframes.c.stacktrace_id == stacktraces.c.id))
     .order_by(stacktraces.c.id, stackframes.c.id)
 )
+
+
+def column_getter(result: sa.Result[Any], *names: str) -> Callable[[Row], tuple[Any, ...]]:
+    """Reads the columns `names` (two or more) of each row of `result`, found by name once.
+
+    For the many rows of a summary or a recount: SQLAlchemy 2.1 reads a row's
+    attribute in Python, about 0.4 us a column, where this getter takes the
+    values by position (found from the result's column names) in C.
+    """
+    keys = list(result.keys())
+    return operator.itemgetter(*(keys.index(name) for name in names))
 
 
 def clip(text: Any, limit: int) -> Any:

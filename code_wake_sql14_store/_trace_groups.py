@@ -24,7 +24,7 @@ from ._counts import Segment, none_if_empty, time_pieces
 from ._database import chunks
 from ._filters import FilterShape, Scope, carrying, filter_conditions, filter_parameters, time_range
 from ._lookups import Lookups
-from ._records import Row
+from ._records import column_getter
 from ._traces import StackTraces
 from .schema import MYSQL_DIALECTS, event_counts, events
 
@@ -35,7 +35,10 @@ _MESSAGES_QUERY = sa.select(events.c.id, events.c.exc_message).where(
 )
 
 _COUNT_LABELS = ("n", "first_ts", "last_ts", "last_event_id")
-"""The labels of the counts of a piece's rows, as the fields of `GroupPart`."""
+"""The labels of the aggregates of a piece's rows, named as the fields of `GroupPart`."""
+
+_COUNT_COLUMNS = ("stacktrace_id", "exc_type", *_COUNT_LABELS)
+"""The columns of every row of a trace-group statement: the group and its counts."""
 
 _SCOPE_LISTS = ("app_ids", "vsn_ids", "env_ids")
 """The labels of the where-seen columns of a piece's rows: app, version and environment ids."""
@@ -145,8 +148,8 @@ def trace_groups(
     if not all(shape.filter.fixed):
         _prepare_id_lists(conn)
     fixed = scope.fixed_ids()
-    rows = conn.execute(statement, {**filter_parameters(f, scope), **_piece_parameters(pieces)}).all()
-    parts = [_group_part(row, fixed) for row in rows]
+    result = conn.execute(statement, {**filter_parameters(f, scope), **_piece_parameters(pieces)})
+    parts = _group_parts(result, fixed)
     return _records(conn, lookups, traces, merge_groups(parts, f.limit))
 
 
@@ -203,15 +206,22 @@ def _piece_parameters(pieces: Sequence[Segment]) -> dict[str, Any]:
     return found
 
 
-def _group_part(row: Row, fixed: tuple[int | None, int | None, int | None]) -> GroupPart:
-    """A row of the trace-group statement as a `GroupPart`: the fixed ids where no list was read."""
-    seen = (
-        known if known is not None else row._mapping[name]
+def _group_parts(result: sa.Result[Any], fixed: tuple[int | None, int | None, int | None]) -> list[GroupPart]:
+    """The rows of the trace-group statement as `GroupPart`s: the fixed ids where no list was read.
+
+    Columns are found by name once (`column_getter`): a statement has a row
+    per group and piece, hundreds on a busy store.
+    """
+    counts = column_getter(result, *_COUNT_COLUMNS)
+    keys = list(result.keys())
+    lists = [
+        (None if known is not None else keys.index(name), known)
         for name, known in zip(_SCOPE_LISTS, fixed, strict=True)
-    )
-    return GroupPart(
-        row.stacktrace_id, row.exc_type, row.n, row.first_ts, row.last_ts, row.last_event_id, *seen
-    )
+    ]
+    return [
+        GroupPart(*counts(row), *(known if index is None else row[index] for index, known in lists))
+        for row in result.all()
+    ]
 
 
 @functools.lru_cache(maxsize=256)
@@ -244,7 +254,7 @@ def _group_branch(
     Where seen comes as comma-separated ids, aggregated by the database, so
     that a piece returns a row per group rather than per app version too;
     not for what the filter fixes (one app, version or environment), which
-    the caller fills in (`_group_part`).
+    the caller fills in (`_group_parts`).
     """
     span, has_since, has_until = piece
     since: sa.BindParameter[Any] | None = sa.bindparam(f"since{number}") if has_since else None

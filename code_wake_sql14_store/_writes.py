@@ -8,7 +8,7 @@ then writes the ``events`` rows, the ``events_data`` rows and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ from code_wake.event import PendingEvent, data_digest
 from code_wake.records import DataItem, EventRecord, ProcessRecord, StacktraceRecord
 
 from ._batch import new_id
-from ._counts import add_counts, count_row
+from ._counts import CountRow, add_counts
 from ._database import Database, chunks, deadlocked
 from ._records import clip, clip_data, event_record, process_values
 from ._traces import StackTraces
@@ -100,8 +100,7 @@ class EventWriter:
             ]
             if data_rows:
                 self._db.batch.insert_rows(conn, events_data, _DATA_COLUMNS, data_rows)
-            counted = (count_row(event_id, row) for event_id, row in zip(ids, rows, strict=True))
-            add_counts(conn, self._db.upsert_counts, counted)
+            add_counts(conn, self._db.upsert_counts, _count_rows(ids, rows))
             return ids
 
         return self._db.retrying(write, deadlocked), rows
@@ -154,6 +153,20 @@ def _event_row(event: PendingEvent, owner: ProcessRecord, trace: StacktraceRecor
         None if owner.app_vsn is None else owner.app_vsn.id,
         None if owner.environment is None else owner.environment.id,
     )
+
+
+def _count_rows(ids: Sequence[int], rows: Sequence[_EventRow]) -> Iterator[CountRow]:
+    """What the summary counts of each event written."""
+    for event_id, row in zip(ids, rows, strict=True):
+        yield (
+            event_id,
+            row.when_ts,
+            row.app_id,
+            row.app_vsn_id,
+            row.environment_id,
+            row.stacktrace_id,
+            row.exc_type,
+        )
 
 
 def _present(conn: sa.Connection, column: sa.Column[Any], ids: Sequence[int]) -> set[int]:
