@@ -24,7 +24,6 @@ from ._batch import BatchWriter, SqlalchemyBatch, batch_writer
 from ._counts import upsert_statement
 from ._engine import build_engine, is_memory_sqlite, masked, parse_url
 from ._migrate import ensure_schema
-from .schema import MYSQL_DIALECTS
 
 __all__ = [
     "CHUNK",
@@ -78,9 +77,8 @@ class Database:
         """The URL as messages show it, password masked."""
         self.engine = build_engine(self.url, engine_kwargs)
         self.dialect: str = self.engine.dialect.name
-        self.mysql = self.dialect in MYSQL_DIALECTS
         self.sqlite = self.dialect == "sqlite"
-        self.postgresql = self.dialect == "postgresql"
+        self._postgresql = self.dialect == "postgresql"
         self.batch: BatchWriter = SqlalchemyBatch()
         """The batch statement forms for this database, chosen once connected (`_batch`)."""
         self.upsert_counts: sa.Executable | None = upsert_statement(self.engine.dialect)
@@ -143,7 +141,7 @@ class Database:
         reads its own snapshot anyway (READ COMMITTED).
         """
         with self.connect() as conn:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT") if self.postgresql else conn
+            yield conn.execution_options(isolation_level="AUTOCOMMIT") if self._postgresql else conn
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
