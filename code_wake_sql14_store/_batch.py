@@ -7,7 +7,8 @@ driver offer for the two big tables (``events``, ``events_data``):
   driver releases the GIL around every statement step, and a writer thread
   that releases it waits for a CPU-bound application thread to hand it back
   (up to the switch interval, 5 ms, each time); ``executemany`` steps once per
-  row, so under load it crawls (BENCHMARKS.md measured 24 x between them).
+  row, so under load it crawls (docs/production.md, "Figures measured here":
+  the CPU-bound row, measured by ``python -m bench --only busy``).
   The transaction holds SQLite's only write lock, so the new event ids are
   consecutive and end at the last rowid.
 - PostgreSQL (psycopg 3, psycopg2): the ids come from the table's sequence

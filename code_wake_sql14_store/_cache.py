@@ -1,20 +1,24 @@
-"""A small bounded mapping for rows that never change once written."""
+"""A small bounded mapping, shared between threads, for records that never change once written."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
-__all__ = ["BoundedCache"]
+__all__ = ["CACHE_SIZE", "BoundedCache"]
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+CACHE_SIZE = 1024
+"""Entries per cache by default (apps, versions, environments, processes, stack traces)."""
 
 
 class BoundedCache(Generic[K, V]):
     """At most `size` entries; the oldest goes first. Safe to share between threads."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int = CACHE_SIZE) -> None:
         self._size = size
         self._data: dict[K, V] = {}
         self._lock = threading.Lock()
@@ -30,6 +34,21 @@ class BoundedCache(Generic[K, V]):
             if key not in self._data and len(self._data) >= self._size:
                 del self._data[next(iter(self._data))]
             return self._data.setdefault(key, value)
+
+    def get_many(self, keys: Iterable[K], load: Callable[[list[K]], Iterable[tuple[K, V]]]) -> dict[K, V]:
+        """The values of `keys`: cached ones, and the others from `load` (given their keys), cached."""
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        for key in dict.fromkeys(keys):
+            cached = self._data.get(key)
+            if cached is None:
+                missing.append(key)
+            else:
+                found[key] = cached
+        if missing:
+            for key, value in load(missing):
+                found[key] = self.put(key, value)
+        return found
 
     def after_fork(self) -> None:
         """In a forked child: a new lock (another thread of the parent may have held the old one)."""

@@ -10,12 +10,15 @@ from ``events`` itself, so answers are exact for any range.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from code_wake.query import EventFilter
+
+from ._records import column_getter
 from .schema import ALL_TIME, COUNT_SPANS, MYSQL_DIALECTS, event_counts, events
 
 __all__ = [
@@ -23,9 +26,11 @@ __all__ = [
     "Segment",
     "add_counts",
     "count_rows",
+    "none_if_empty",
     "rebuild_all_time",
     "rebuild_counts",
     "segments",
+    "time_pieces",
     "upsert_statement",
 ]
 
@@ -199,11 +204,13 @@ def rebuild_counts(
     while True:
         # Keyset chunks: the whole table is never held in memory at once.
         chunk = query if last_id is None else query.where(events.c.id > last_id)
-        rows: list[CountRow] = [tuple(row) for row in conn.execute(chunk.limit(_REBUILD_CHUNK))]
+        result = conn.execute(chunk.limit(_REBUILD_CHUNK))
+        read = column_getter(result, *(column.name for column in _EVENT_COUNT_COLUMNS))
+        rows: list[CountRow] = [read(row) for row in result]
         if not rows:
             return
         _upsert(conn, upsert, _parameters(count_rows(rows, spans)))
-        last_id = rows[-1][0]
+        last_id = rows[-1][0]  # a CountRow starts with the event's id
 
 
 def rebuild_all_time(conn: sa.Connection) -> None:
@@ -256,7 +263,18 @@ def segments(
     return pieces
 
 
-def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    """`items` in lists of at most `size`."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def time_pieces(f: EventFilter, whole: bool = True) -> list[Segment]:
+    """How to read the filter's time range: summary rows where they can answer, else events.
+
+    The summary knows no process and no data: a filter by either reads
+    ``events`` for all of its range. With `whole`, all of time is one piece
+    (its own summary rows); daily counts need days.
+    """
+    if f.by_process_or_data:
+        return [(None, f.since, f.until)] if f.since is None or f.until is None or f.since < f.until else []
+    return segments(f.since, f.until, whole=whole)
+
+
+def none_if_empty(value: Any) -> Any:
+    """The summary's "none" (0 or "") as None."""
+    return value or None

@@ -1,4 +1,4 @@
-"""Turning a URL into an engine fit for code_wake, and SQLAlchemy errors into ours."""
+"""Turning a URL into an engine fit for code_wake: its driver, timeouts, pool and SQLite settings."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
-from code_wake.errors import StoreError, StoreUnavailableError
+from code_wake.errors import StoreError
 
 from .schema import MYSQL_DIALECTS
 
-__all__ = ["build_engine", "describe_error", "is_memory_sqlite", "parse_url", "translate_error"]
+__all__ = ["build_engine", "is_memory_sqlite", "masked", "parse_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's write lock before failing."""
@@ -147,24 +147,3 @@ def _use_wal(cursor: Any) -> None:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
-
-
-def describe_error(exc: BaseException, password: str | None) -> str:
-    """One line about a driver error, without the SQL, its parameters or the password."""
-    orig = getattr(exc, "orig", None)
-    cause = orig if isinstance(orig, BaseException) else exc
-    lines = str(cause).strip().splitlines()
-    text = f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    return text.replace(password, "***") if password else text
-
-
-def translate_error(exc: sa.exc.SQLAlchemyError, operation: str, url: sa.URL) -> StoreError:
-    """The code_wake error for a SQLAlchemy error raised while doing `operation`."""
-    unreachable = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
-    cls = StoreUnavailableError if unreachable else StoreError
-    return cls(f"Could not {operation} in {masked(url)}: {describe_error(exc, url.password)}")
-
-
-def unavailable(exc: sa.exc.SQLAlchemyError, url: sa.URL) -> StoreUnavailableError:
-    """The error for a database that cannot be connected to."""
-    return StoreUnavailableError(f"Cannot connect to {masked(url)}: {describe_error(exc, url.password)}")

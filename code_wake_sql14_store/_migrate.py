@@ -241,11 +241,15 @@ def _merge_duplicate_versions(conn: sa.Connection) -> None:
         .group_by(app_vsns.c.app_id, app_vsns.c.vsn)
         .having(sa.func.count() > 1)
     ).all()
-    for app_id, vsn, keep_id in groups:
-        same = (app_vsns.c.app_id == app_id) & (app_vsns.c.vsn == vsn) & (app_vsns.c.id != keep_id)
+    for group in groups:
+        same = (
+            (app_vsns.c.app_id == group.app_id)
+            & (app_vsns.c.vsn == group.vsn)
+            & (app_vsns.c.id != group.keep)
+        )
         duplicates = list(conn.execute(sa.select(app_vsns.c.id).where(same)).scalars())
         conn.execute(
-            sa.update(processes).where(processes.c.app_vsn_id.in_(duplicates)).values(app_vsn_id=keep_id)
+            sa.update(processes).where(processes.c.app_vsn_id.in_(duplicates)).values(app_vsn_id=group.keep)
         )
         conn.execute(sa.delete(app_vsns).where(app_vsns.c.id.in_(duplicates)))
 
@@ -257,9 +261,9 @@ def _repair_cross_app_versions(conn: sa.Connection) -> None:
         .join(app_vsns, processes.c.app_vsn_id == app_vsns.c.id)
         .where(app_vsns.c.app_id != processes.c.app_id)
     ).all()
-    for process_id, app_id, vsn in wrong:
-        match = (app_vsns.c.app_id == app_id) & (app_vsns.c.vsn == vsn)
+    for process in wrong:
+        match = (app_vsns.c.app_id == process.app_id) & (app_vsns.c.vsn == process.vsn)
         if conn.execute(sa.select(app_vsns.c.id).where(match)).first() is None:
-            conn.execute(sa.insert(app_vsns).values(app_id=app_id, vsn=vsn))
+            conn.execute(sa.insert(app_vsns).values(app_id=process.app_id, vsn=process.vsn))
         vsn_id = conn.execute(sa.select(app_vsns.c.id).where(match)).scalar_one()
-        conn.execute(sa.update(processes).where(processes.c.id == process_id).values(app_vsn_id=vsn_id))
+        conn.execute(sa.update(processes).where(processes.c.id == process.id).values(app_vsn_id=vsn_id))

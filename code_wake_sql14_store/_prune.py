@@ -1,4 +1,4 @@
-"""Retention: the statements `Sql14Store.prune` runs, each batch in a short transaction of its own.
+"""Retention: deleting old events and what only they used, each batch in a short transaction of its own.
 
 Old events go first (with their data rows), oldest first, then the summary
 rows they were counted in, then the stack traces and processes nothing uses
@@ -10,14 +10,15 @@ holds it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from code_wake.query import DAY
+from code_wake.query import DAY, PruneReport
 
 from ._counts import rebuild_all_time, rebuild_counts
+from ._database import Database, chunks
 from .schema import ALL_TIME, event_counts, events, events_data, processes, stackframes, stacktraces
 
 __all__ = [
@@ -25,11 +26,68 @@ __all__ = [
     "delete_events",
     "delete_processes",
     "delete_traces",
+    "dry_run",
     "old_event_ids",
     "prunable_processes",
+    "prune",
     "recount_after",
     "unused_traces",
 ]
+
+
+def prune(db: Database, before_ts: float, batch_size: int) -> PruneReport:
+    """Delete the events before `before_ts`, `batch_size` per transaction, then what only they used.
+
+    The summary rows of the pruned days go next, and the day of the cut is
+    counted again; then the stack traces and processes nothing uses any
+    more, `CHUNK` per transaction.
+    """
+    removed, data = _prune_events(db, before_ts, batch_size)
+    with db.begin() as conn:
+        recount_after(conn, db.upsert_counts, before_ts)
+    traces, frames = _in_chunks(db, unused_traces, delete_traces)
+    idle, _ = _in_chunks(
+        db,
+        lambda conn: prunable_processes(conn, before_ts),
+        lambda conn, ids: (delete_processes(conn, ids, before_ts), 0),
+    )
+    return PruneReport(before_ts, False, removed, data, traces, frames, idle)
+
+
+def dry_run(db: Database, before_ts: float) -> PruneReport:
+    """What `prune` at `before_ts` would delete, counted without deleting."""
+    with db.read() as conn:
+        return PruneReport(before_ts, True, **count_prunable(conn, before_ts))
+
+
+def _prune_events(db: Database, before_ts: float, batch_size: int) -> tuple[int, int]:
+    """Delete the events before `before_ts`, oldest first, by batch; how many events and data rows went."""
+    removed = data = 0
+    while True:
+        with db.connect() as conn:
+            ids = old_event_ids(conn, before_ts, batch_size)
+        if not ids:
+            return removed, data
+        with db.begin() as conn:
+            for chunk in chunks(ids):
+                gone, rows = delete_events(conn, chunk)
+                removed, data = removed + gone, data + rows
+
+
+def _in_chunks(
+    db: Database,
+    find: Callable[[sa.Connection], list[int]],
+    delete: Callable[[sa.Connection, Sequence[int]], tuple[int, int]],
+) -> tuple[int, int]:
+    """Find candidates, then delete them a chunk per transaction; the two counts added up."""
+    with db.connect() as conn:
+        candidates = find(conn)
+    first = second = 0
+    for chunk in chunks(candidates):
+        with db.begin() as conn:
+            one, two = delete(conn, chunk)
+        first, second = first + one, second + two
+    return first, second
 
 
 def old_event_ids(conn: sa.Connection, before_ts: float, size: int) -> list[int]:

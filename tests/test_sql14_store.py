@@ -22,6 +22,8 @@ from code_wake.records import EventRecord, ProcessInfo
 from code_wake.testing import StoreContract
 from code_wake.testing.contract import process_info, stored, trace_of
 from code_wake_sql14_store import Sql14Store
+from code_wake_sql14_store._filters import data_conditions
+from code_wake_sql14_store._reading import events_query
 from code_wake_sql14_store.schema import SCHEMA_VERSION
 
 COMPAT_DATABASE = Path(__file__).parent / "data" / "pycodewake-0.2.2.sqlite"
@@ -212,7 +214,8 @@ class TestSchema:
 
 def _plan(store: Sql14Store, where: list[tuple[str, str | None]]) -> str:
     """The database's plan for the store's own data query, as text."""
-    compiled = store._events_query(store._data_conditions(where, None)).compile(dialect=store.engine.dialect)
+    dialect = store.engine.dialect
+    compiled = events_query(data_conditions(dialect.name, where, None)).compile(dialect=dialect)
     params: Any = compiled.params
     if compiled.positiontup:  # qmark/format drivers take the values in order
         params = tuple(compiled.params[name] for name in compiled.positiontup)

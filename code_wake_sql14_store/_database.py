@@ -1,0 +1,211 @@
+"""The database as the store uses it: connections, transactions, the schema on first use, and errors.
+
+`Database` owns the engine. Every statement the store runs goes through one
+of its connections (`connect`, `read`, `begin`), which hold the fork guard,
+create or upgrade the schema on first use, and refuse a closed store;
+`translating` turns SQLAlchemy's errors into code_wake's, with the password
+masked (`translate_error`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from code_wake.errors import StoreError, StoreUnavailableError
+from code_wake.store import ForkGuard
+
+from ._batch import BatchWriter, SqlalchemyBatch, batch_writer
+from ._counts import upsert_statement
+from ._engine import build_engine, is_memory_sqlite, masked, parse_url
+from ._migrate import ensure_schema
+
+__all__ = [
+    "CHUNK",
+    "RACE_ATTEMPTS",
+    "Database",
+    "chunks",
+    "deadlocked",
+    "describe_error",
+    "lost_race",
+    "translate_error",
+    "unavailable",
+]
+
+_T = TypeVar("_T")
+
+CHUNK = 500
+"""Ids or digests per ``IN (...)`` list: far below every backend's parameter limit."""
+
+RACE_ATTEMPTS = 5
+"""Tries of a transaction before giving up on rows other processes keep racing for."""
+
+
+def chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """`items` in slices of at most `CHUNK`, one ``IN (...)`` list each."""
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def deadlocked(exc: sa.exc.DBAPIError) -> bool:
+    """True for a deadlock or serialization failure: the transaction was rolled back whole."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or (orig.args[0] if orig is not None and orig.args else None)
+    return code in ("40P01", "40001", 1213)  # PostgreSQL deadlock / serialization; MySQL deadlock
+
+
+def lost_race(exc: sa.exc.DBAPIError) -> bool:
+    """True when another transaction got there first: a unique violation, or a deadlock."""
+    return isinstance(exc, sa.exc.IntegrityError) or deadlocked(exc)
+
+
+class Database:
+    """The engine of one store, its connections and transactions; see the module's docstring.
+
+    `dsn` is a SQLAlchemy URL; `engine_kwargs` go to `sqlalchemy.create_engine`.
+    Nothing connects until the first connection is asked for.
+    """
+
+    def __init__(self, dsn: str, engine_kwargs: dict[str, Any]) -> None:
+        self.url = parse_url(dsn)
+        self.where = masked(self.url)
+        """The URL as messages show it, password masked."""
+        self.engine = build_engine(self.url, engine_kwargs)
+        self.dialect: str = self.engine.dialect.name
+        self.sqlite = self.dialect == "sqlite"
+        self._postgresql = self.dialect == "postgresql"
+        self.batch: BatchWriter = SqlalchemyBatch()
+        """The batch statement forms for this database, chosen once connected (`_batch`)."""
+        self.upsert_counts: sa.Executable | None = upsert_statement(self.engine.dialect)
+        """The statement that adds to the ``event_counts`` summary (`_counts`)."""
+        self._memory = is_memory_sqlite(self.url)
+        # A memory database is one shared DBAPI connection (StaticPool): one user at a time.
+        self._lock: AbstractContextManager[Any] = threading.Lock() if self._memory else nullcontext()
+        self._schema_lock = threading.Lock()
+        self._fork_guard = ForkGuard()
+        self._ready = False
+        self._closed = False
+
+    def close(self) -> None:
+        """Dispose of the engine's connections; connecting afterwards raises `StoreError`."""
+        self._closed = True
+        self.engine.dispose()
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: connections of its own, and locks no parent thread can hold."""
+        self._schema_lock = threading.Lock()
+        if self._memory:
+            # The child's copy of the memory database lives in the inherited connection.
+            self._lock = threading.Lock()
+        else:
+            # SQLAlchemy's recipe for fork: forget the pooled connections without
+            # closing them, which would end the parent's sessions and SQLite locks.
+            self.engine.dispose(close=False)
+
+    def check_readable(self) -> None:
+        """Refuse a SQLite file that does not exist: opening it would create an empty database."""
+        database = (self.url.database or "") if self.sqlite else ""
+        exists = not database or database == ":memory:" or database.startswith("file:")
+        if not exists and not os.path.exists(database):
+            raise StoreError(f"no database file at {database} (nothing was recorded there)")
+
+    @contextmanager
+    def translating(self, operation: str) -> Iterator[None]:
+        """Raise SQLAlchemy's errors as code_wake's, naming `operation` (a verb phrase)."""
+        try:
+            yield
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc, operation, self.url) from exc
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A connection (SQLAlchemy begins a transaction on first use; it is rolled back at the end)."""
+        # os.fork() waits for this to end (`code_wake.store.ForkGuard`).
+        with self._fork_guard:
+            if not self._ready:
+                self._prepare()
+            with self._lock, self._checkout() as conn:
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A connection for the analysis queries.
+
+        On PostgreSQL in autocommit: no BEGIN and ROLLBACK round trips (a third
+        of a short query's time), and nothing lost, since each statement there
+        reads its own snapshot anyway (READ COMMITTED).
+        """
+        with self.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT") if self._postgresql else conn
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """A connection in a transaction, committed at the end (rolled back on an error)."""
+        with self.connect() as conn, conn.begin():
+            yield conn
+
+    def retrying(
+        self, work: Callable[[sa.Connection], _T], retry: Callable[[sa.exc.DBAPIError], bool] = lost_race
+    ) -> _T:
+        """`work` in a transaction of its own, run again while it fails in a way `retry` accepts.
+
+        Each try is a new transaction: after losing a race (a unique violation)
+        the next one must see the winner's row, which MySQL's REPEATABLE READ
+        snapshot of an ongoing transaction would not show. At most `RACE_ATTEMPTS` tries.
+        """
+        attempt = 0
+        while True:
+            try:
+                with self.begin() as conn:
+                    return work(conn)
+            except sa.exc.DBAPIError as exc:
+                attempt += 1
+                if attempt >= RACE_ATTEMPTS or not retry(exc):
+                    raise
+
+    def _checkout(self) -> sa.Connection:
+        if self._closed:
+            raise StoreError(f"This store for {self.where} is closed; create a new one.")
+        try:
+            return self.engine.connect()
+        except sa.exc.DBAPIError as exc:
+            # SQLAlchemy 2 checks a connection out of the pool here: a failure is the database's.
+            raise unavailable(exc, self.url) from exc
+
+    def _prepare(self) -> None:
+        """Create or upgrade the schema, once per store, and choose the batch writer."""
+        with self._schema_lock:
+            if self._ready:
+                return
+            with self.translating("prepare the code_wake schema"), self._lock:
+                ensure_schema(self._checkout, self.where)
+                # Chosen once connected: a choice may depend on the server's settings.
+                with self._checkout() as conn:
+                    self.batch = batch_writer(conn)
+            self._ready = True
+
+
+def describe_error(exc: BaseException, password: str | None) -> str:
+    """One line about a driver error, without the SQL, its parameters or the password."""
+    orig = getattr(exc, "orig", None)
+    cause = orig if isinstance(orig, BaseException) else exc
+    lines = str(cause).strip().splitlines()
+    text = f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text.replace(password, "***") if password else text
+
+
+def translate_error(exc: sa.exc.SQLAlchemyError, operation: str, url: sa.URL) -> StoreError:
+    """The code_wake error for a SQLAlchemy error raised while doing `operation`."""
+    unreachable = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    cls = StoreUnavailableError if unreachable else StoreError
+    return cls(f"Could not {operation} in {masked(url)}: {describe_error(exc, url.password)}")
+
+
+def unavailable(exc: sa.exc.SQLAlchemyError, url: sa.URL) -> StoreUnavailableError:
+    """The error for a database that cannot be connected to."""
+    return StoreUnavailableError(f"Cannot connect to {masked(url)}: {describe_error(exc, url.password)}")

@@ -1,0 +1,177 @@
+"""The write path: a batch of events in one transaction, with their data rows and summary counts.
+
+Processes and new stack traces are stored before the batch, each in a
+transaction of its own (`_lookups`, `_traces`); the batch's transaction
+then writes the ``events`` rows, the ``events_data`` rows and the
+``event_counts`` additions, in the statement forms of `_batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+
+from code_wake.event import PendingEvent, data_digest
+from code_wake.records import DataItem, EventRecord, ProcessRecord, StacktraceRecord
+
+from ._batch import new_id
+from ._counts import CountRow, add_counts
+from ._database import Database, chunks, deadlocked
+from ._records import clip, clip_data, event_record, process_values
+from ._traces import StackTraces
+from .schema import LONG_TEXT_LIMIT, NAME_LENGTH, events, events_data, processes, stacktraces
+
+__all__ = ["EventWriter"]
+
+# Statements are built once; SQLAlchemy caches their compiled form by statement.
+_INSERT_EVENT = sa.insert(events)
+_INSERT_PROCESS = sa.insert(processes)
+
+
+class _EventRow(NamedTuple):
+    """An ``events`` row to insert, its fields named and ordered as the columns."""
+
+    when_ts: float
+    process_id: int
+    digest: bytes | None
+    stacktrace_id: int | None
+    exc_type: str | None
+    exc_message: str | None
+    app_id: int
+    app_vsn_id: int | None
+    environment_id: int | None
+
+
+_DATA_COLUMNS = ("event_id", "key", "val", "when_ts")
+"""The ``events_data`` columns a batch writes, in the order of its row tuples."""
+
+
+class EventWriter:
+    """Writes batches of events into one store's database."""
+
+    def __init__(self, db: Database, traces: StackTraces) -> None:
+        self._db = db
+        self._traces = traces
+
+    def insert_events(
+        self, events: Sequence[PendingEvent], owners: Sequence[ProcessRecord]
+    ) -> list[EventRecord]:
+        """Write `events` (of the processes `owners`, stored) in one transaction; their records in order."""
+        # New stack traces commit on their own, before the batch.
+        traces = self._traces.for_events(events)
+        datas = [clip_data(event.data) for event in events]
+        try:
+            ids, rows = self._write_batch(events, owners, traces, datas)
+        except sa.exc.IntegrityError:
+            # A prune may have removed a process or stack trace this store still
+            # knows (a quiet, long-running process; a trace last seen long ago).
+            # Store them again and try once more; any other violation raises again.
+            if not self._restore_references(owners, traces):
+                raise
+            traces = self._traces.for_events(events)
+            ids, rows = self._write_batch(events, owners, traces, datas)
+        return [
+            event_record(event_id, row, owner, data, trace)
+            for event_id, row, owner, data, trace in zip(ids, rows, owners, datas, traces, strict=True)
+        ]
+
+    def _write_batch(
+        self,
+        events: Sequence[PendingEvent],
+        owners: Sequence[ProcessRecord],
+        traces: Sequence[StacktraceRecord | None],
+        datas: Sequence[tuple[DataItem, ...]],
+    ) -> tuple[list[int], list[_EventRow]]:
+        """The batch's one transaction: events, their data, their counts. Retried after a deadlock.
+
+        Summary rows are shared: concurrent batches can deadlock on MySQL's gap
+        locks. The loser's transaction was rolled back whole; it can run again.
+        """
+        rows = [_event_row(e, p, t) for e, p, t in zip(events, owners, traces, strict=True)]
+
+        def write(conn: sa.Connection) -> list[int]:
+            ids = self._insert_event_rows(conn, rows)
+            data_rows = [
+                (event_id, key, val, row.when_ts)
+                for event_id, row, data in zip(ids, rows, datas, strict=True)
+                for key, val in data
+            ]
+            if data_rows:
+                self._db.batch.insert_rows(conn, events_data, _DATA_COLUMNS, data_rows)
+            add_counts(conn, self._db.upsert_counts, _count_rows(ids, rows))
+            return ids
+
+        return self._db.retrying(write, deadlocked), rows
+
+    def _insert_event_rows(self, conn: sa.Connection, rows: list[_EventRow]) -> list[int]:
+        if len(rows) == 1:
+            return [new_id(conn.execute(_INSERT_EVENT, rows[0]._asdict()))]
+        return self._db.batch.insert_events(conn, events, _EventRow._fields, rows)
+
+    def _restore_references(
+        self, owners: Sequence[ProcessRecord], traces: Sequence[StacktraceRecord | None]
+    ) -> bool:
+        """Store again the processes and traces of a batch that a prune removed; False if none was."""
+        process_ids = sorted({owner.id for owner in owners})
+        trace_ids = sorted({trace.id for trace in traces if trace is not None})
+        with self._db.connect() as conn:
+            present_processes = _present(conn, processes.c.id, process_ids)
+            present_traces = _present(conn, stacktraces.c.id, trace_ids)
+        missing = {owner.id: owner for owner in owners if owner.id not in present_processes}
+        if not missing and len(present_traces) == len(trace_ids):
+            return False
+        if len(present_traces) < len(trace_ids):
+            self._traces.forget()
+        for owner in missing.values():
+            self._restore_process(owner)
+        return True
+
+    def _restore_process(self, owner: ProcessRecord) -> None:
+        """Insert a pruned process again, under its old id (events and Process objects hold it).
+
+        The id cannot have been given to another process: prune always keeps the
+        newest process, so SQLite never hands a removed id out again.
+        """
+        try:
+            with self._db.begin() as conn:
+                conn.execute(_INSERT_PROCESS, {"id": owner.id, **process_values(owner)})
+        except sa.exc.IntegrityError:
+            pass  # another thread or process put it back first
+
+
+def _event_row(event: PendingEvent, owner: ProcessRecord, trace: StacktraceRecord | None) -> _EventRow:
+    return _EventRow(
+        float(event.when_ts),
+        owner.id,
+        data_digest(event.data),
+        None if trace is None else trace.id,
+        clip(event.exc_type, NAME_LENGTH),
+        clip(event.exc_message, LONG_TEXT_LIMIT),
+        owner.app.id,
+        None if owner.app_vsn is None else owner.app_vsn.id,
+        None if owner.environment is None else owner.environment.id,
+    )
+
+
+def _count_rows(ids: Sequence[int], rows: Sequence[_EventRow]) -> Iterator[CountRow]:
+    """What the summary counts of each event written."""
+    for event_id, row in zip(ids, rows, strict=True):
+        yield (
+            event_id,
+            row.when_ts,
+            row.app_id,
+            row.app_vsn_id,
+            row.environment_id,
+            row.stacktrace_id,
+            row.exc_type,
+        )
+
+
+def _present(conn: sa.Connection, column: sa.Column[Any], ids: Sequence[int]) -> set[int]:
+    """Those of `ids` that `column` (a primary key) holds."""
+    found: set[int] = set()
+    for chunk in chunks(ids):
+        found.update(int(i) for i in conn.execute(sa.select(column).where(column.in_(chunk))).scalars())
+    return found
