@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from code_wake.errors import StoreError
 from code_wake.event import PendingEvent, data_digest
 from code_wake.query import (
+    HOUR,
+    BucketCount,
     DailyCount,
     EventFilter,
     ProcessFilter,
@@ -36,7 +38,7 @@ from code_wake.records import (
 from code_wake.stack_trace import ResolvedTrace, resolve_frames
 from code_wake.store import ForkGuard, HasProcessInfo, Store, process_info_of
 
-from . import _prune
+from . import _count_series, _prune
 from ._analysis import DailyTotals, GroupPart, GroupTally, Scope, distinct_rows, merge_groups, time_range
 from ._batch import BatchWriter, SqlalchemyBatch, batch_writer, new_id
 from ._cache import BoundedCache
@@ -816,6 +818,12 @@ class Sql14Store(Store):
         )
         for row in conn.execute(query).all():
             totals.add_bucket(*row)
+
+    def query_counts_over_time(
+        self, event_filter: EventFilter | None = None, span: int = HOUR, by_scope: bool = False
+    ) -> list[BucketCount]:
+        """Events per hour or UTC day and trace group, from ``event_counts`` (see `_count_series`)."""
+        return _count_series.query_counts_over_time(self, event_filter or EventFilter(), span, by_scope)
 
     def prune(self, before_ts: float, *, dry_run: bool = False, batch_size: int = 5000) -> PruneReport:
         """Delete events older than `before_ts`, then what only they used; see `code_wake.Store.prune`.
