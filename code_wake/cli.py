@@ -341,6 +341,18 @@ def _run_prune(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     return 0
 
 
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    from .web.serve import add_options  # the web view loads its dependencies only when it runs
+
+    add_options(parser)
+
+
+def _run_serve(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    from .web.serve import run
+
+    return run(args, store, out)
+
+
 COMMANDS: tuple[_Command, ...] = (
     _Command(
         "processes",
@@ -397,6 +409,17 @@ COMMANDS: tuple[_Command, ...] = (
         "code-wake prune --older-than 30d --dry-run",
         _prune_options,
         _run_prune,
+    ),
+    _Command(
+        "serve",
+        "serve the web view: errors over time, events, processes",
+        "Serve the web view of the store in a browser: errors grouped by stack trace with their "
+        "counts over time, each group's trace and events, events, processes and daily counts. "
+        "Read-only; listens on 127.0.0.1 unless --host says otherwise, which needs a token. "
+        "Needs pip install 'code-wake[web]'.",
+        "code-wake serve --port 8000",
+        _serve_options,
+        _run_serve,
     ),
 )
 
