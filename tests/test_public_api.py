@@ -12,7 +12,13 @@ import pytest
 
 import code_wake
 
-PUBLIC_MODULES = ["code_wake", "code_wake.query", "code_wake.testing", "code_wake.web", "code_wake_sql14_store"]
+PUBLIC_MODULES = [
+    "code_wake",
+    "code_wake.query",
+    "code_wake.testing",
+    "code_wake.web",
+    "code_wake_sql14_store",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

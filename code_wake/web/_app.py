@@ -292,6 +292,7 @@ def _environment() -> jinja2.Environment:
         trace_sections=_format.trace_sections,
         trace_text=_format.trace_text,
         bucket_title=_charts.bucket_title,
+        svg=_charts.svg,
         windows=list(WINDOWS),
         q=lambda **pairs: Query((k, str(v)) for k, v in pairs.items() if v is not None),
     )

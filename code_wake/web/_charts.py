@@ -10,13 +10,16 @@ Content-Security-Policy.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from markupsafe import Markup, escape
+
 from code_wake.query import HOUR, BucketCount
 
-__all__ = ["Bar", "Chart", "Tick", "bar_chart", "bucket_title"]
+__all__ = ["Bar", "Chart", "Tick", "bar_chart", "bucket_title", "svg"]
 
 _HOUR_STEPS = (1, 2, 3, 6, 12, 24, 48)
 _DAY_STEPS = (1, 2, 7, 14, 28, 56, 91, 182, 364)
@@ -69,6 +72,7 @@ def _when(ts: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
 
 
+@functools.lru_cache(maxsize=4096)
 def bucket_title(bucket_ts: int, span: int) -> str:
     """``Fri 2026-11-28 08:00-09:00 UTC`` for an hour, ``Fri 2026-11-28 (UTC)`` for a day."""
     start = _when(bucket_ts)
@@ -130,7 +134,9 @@ def bar_chart(
             continue
         x = left + index * slot
         title = _title(bucket, span, values, units)
-        hits.append(Bar(_r(x), _r(top), _r(slot), _r(plot_h), "hit", title))
+        if axes:
+            # A full-height area to hover: a one-event bar among thousands is a pixel high.
+            hits.append(Bar(_r(x), _r(top), _r(slot), _r(plot_h), "hit", title))
         base = top + plot_h
         for value, kind in zip(values, kinds, strict=False):
             if not value:
@@ -190,3 +196,37 @@ def _x_ticks(buckets: Sequence[int], span: int, left: float, slot: float, plot_w
 
 def _r(value: float) -> float:
     return round(value, 2)
+
+
+def svg(chart: Chart, css: str = "chart") -> Markup:
+    """The chart as an inline SVG element (built here rather than in a template: a page of
+    errors draws a hundred of them). Every text in it is escaped."""
+    c = chart
+    parts = [
+        f'<svg class="{escape(css)}" viewBox="0 0 {c.width} {c.height}" role="img" '
+        f'aria-label="{escape(c.label)}" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    if c.axes:
+        parts.append('<g class="grid">')
+        parts.extend(f'<line x1="{c.left}" x2="{c.right}" y1="{t.at}" y2="{t.at}"/>' for t in c.y_ticks)
+        parts.append('</g><g class="ylabels">')
+        parts.extend(f'<text x="{c.left - 6}" y="{_r(t.at + 4)}">{escape(t.label)}</text>' for t in c.y_ticks)
+        parts.append('</g><g class="xlabels">')
+        parts.extend(
+            f'<line x1="{t.at}" x2="{t.at}" y1="{c.bottom}" y2="{_r(c.bottom + 4)}"/>'
+            f'<text x="{t.at}" y="{c.height - 5}">{escape(t.label)}</text>'
+            for t in c.x_ticks
+        )
+        parts.append(f'</g><line class="axis" x1="{c.left}" x2="{c.right}" y1="{c.bottom}" y2="{c.bottom}"/>')
+    else:
+        base = c.height - 0.5
+        parts.append(f'<line class="baseline" x1="0" x2="{c.width}" y1="{base}" y2="{base}"/>')
+    for group in (c.bars, c.hits):
+        parts.extend(
+            f'<rect class="{"hit" if b.kind == "hit" else "bar " + b.kind}" x="{b.x}" y="{b.y}" '
+            f'width="{b.width}" height="{b.height}"><title>{escape(b.title)}</title></rect>'
+            for b in group
+        )
+    parts.append("</svg>")
+    # Markup: the numbers are ours, and every text in it went through escape() above.
+    return Markup("".join(parts))  # noqa: S704

@@ -46,7 +46,9 @@ GroupKey = tuple["str | None", "int | None"]
 SCOPE_KEYS = ("app", "vsn", "env")
 WINDOW_KEYS = ("window", "since", "until")
 DEFAULT_WINDOW = "7d"
-GROUPS_SHOWN = 100
+GROUPS_SHOWN = 50
+"""Groups the errors page lists; ``more=1`` lists up to `MORE_GROUPS`."""
+MORE_GROUPS = 500
 EVENTS_OF_A_GROUP = 20
 SCAN_LIMIT = 500
 """Events read at most to find a group's members where the filter cannot say "no exception"."""
@@ -165,7 +167,8 @@ def errors(ctx: Context) -> Page:
     if sort == "last":
         groups = sorted(groups, key=lambda g: (-g.last_ts, g.sort_key()))
     rows = []
-    for group in groups[:GROUPS_SHOWN]:
+    more = ctx.args.get("more") == "1"
+    for group in groups[: MORE_GROUPS if more else GROUPS_SHOWN]:
         first = ever.get(_key(group), group)
         rows.append(
             {
@@ -182,7 +185,7 @@ def errors(ctx: Context) -> Page:
     return Page(
         "errors.html",
         {
-            **_filters(ctx, scope, window, ("sort",)),
+            **_filters(ctx, scope, window, ("sort", "more")),
             "rows": rows,
             "total_groups": len(groups),
             "total_events": sum(g.count for g in groups),
