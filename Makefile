@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types unit bench clean test-pythons
+.PHONY: demo test lint types unit bench browser clean test-pythons
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev,structlog,postgresql,mysql]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,structlog,postgresql,mysql,web]'
 	touch $(STAMP)
 
 ## demo: record a few real events into the default store and show them
@@ -19,6 +19,8 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 	$(BIN)/code-wake events --app code-wake-demo --limit 10
 	$(BIN)/code-wake errors --app code-wake-demo
+	@echo
+	@echo "See it in a browser: $(BIN)/code-wake serve   then open http://127.0.0.1:8000/"
 
 ## lint: ruff and mypy (strict)
 lint: $(STAMP)
@@ -26,8 +28,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## browser: Debian's Chromium for the web view's browser tests, when missing (as root)
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; \
+		else echo "No /usr/bin/chromium: the browser tests will skip (apt-get install chromium chromium-driver)"; fi; \
+	fi
+
 ## test: lint, types and the whole suite with branch coverage
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
 
 ## test-pythons: the suite on the other Python versions we promise, each in its own environment

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from . import doors, growth, many_writers, queries, queue_bench, server_throughput, sync_latency
+from . import doors, growth, many_writers, queries, queue_bench, server_throughput, sync_latency, web_pages
 from .timing import Row, print_table
 
 Bench = Callable[[bool], list[Row]]
@@ -53,6 +53,10 @@ BENCHES: dict[str, tuple[str, Bench]] = {
     "growth": (
         "Growth: log(sync=True) and analysis queries at 10k, 100k, 1M stored events (lower is better)",
         growth.run,
+    ),
+    "web": (
+        "Web view pages at 1M stored events, ms of server time per page (lower is better)",
+        web_pages.run,
     ),
     "writers": (
         "Many writers: 8 processes x 4 threads at once vs one writer, events/s stored (higher is better)",

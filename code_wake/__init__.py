@@ -9,7 +9,7 @@ from .errors import CodeWakeError, ConfigError, StoreError, StoreUnavailableErro
 from .event import EventPolicy, PendingEvent
 from .logging import CodeWakeHandler
 from .process import Process
-from .query import DailyCount, EventFilter, ProcessFilter, PruneReport, TraceGroup
+from .query import BucketCount, DailyCount, EventFilter, ProcessFilter, PruneReport, TraceGroup
 from .queue_store import QueueSettings, QueueStats, QueueStore
 from .records import (
     AppRecord,
@@ -28,6 +28,7 @@ __all__ = [
     "AbstractStore",
     "AppRecord",
     "AppVsnRecord",
+    "BucketCount",
     "CodeWakeError",
     "CodeWakeHandler",
     "Config",

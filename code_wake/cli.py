@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO, TypeVar
 
 from . import _output
-from ._adapters import DEFAULT_ADAPTER, build_store, parse_adapter
+from ._adapters import DEFAULT_ADAPTER, parse_adapter
 from ._masking import scrub
+from ._readers import open_for_reading
 from ._timespec import TimeSpecError, parse_time
 from ._values import Invalid
 from ._version import __version__
-from .config import Config
 from .errors import CodeWakeError, StoreError
 from .query import EventFilter, ProcessFilter
 from .store import Store
@@ -343,6 +343,18 @@ def _run_prune(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     return 0
 
 
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    from .web.serve import add_options  # the web view loads its dependencies only when it runs
+
+    add_options(parser)
+
+
+def _run_serve(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    from .web.serve import run
+
+    return run(args, store, out)
+
+
 COMMANDS: tuple[_Command, ...] = (
     _Command(
         "processes",
@@ -400,6 +412,17 @@ COMMANDS: tuple[_Command, ...] = (
         _prune_options,
         _run_prune,
     ),
+    _Command(
+        "serve",
+        "serve the web view: errors over time, events, processes",
+        "Serve the web view of the store in a browser: errors grouped by stack trace with their "
+        "counts over time, each group's trace and events, events, processes and daily counts. "
+        "Read-only; listens on 127.0.0.1 unless --host says otherwise, which needs a token. "
+        "Needs pip install 'code-wake[web]'.",
+        "code-wake serve --port 8000",
+        _serve_options,
+        _run_serve,
+    ),
 )
 
 
@@ -407,28 +430,10 @@ COMMANDS: tuple[_Command, ...] = (
 
 
 def _open_store(args: argparse.Namespace) -> Store:
-    """The store of ``--store``/``--adapter``, else the configured one.
-
-    Without a queue: the commands read, and prune deletes, directly.
-    """
-    if args.store is None and args.adapter is None:
-        store = Config.load().build_store(queued=False)
-    elif args.store is None:
-        raise CommandError("--adapter needs --store, the argument to give that adapter")
-    else:
-        adapter = args.adapter or DEFAULT_ADAPTER
-        where = f"--adapter {adapter!r}" if args.adapter else "the store of --store"
-        store = build_store(adapter, (args.store,), queued=False, queue_settings=None, where=where)
-    _require_existing(store)
-    return store
-
-
-def _require_existing(store: Store) -> None:
-    """Refuse a database that does not exist: opening it would create an empty one."""
+    """The store of ``--store``/``--adapter``, else the configured one; without a queue, checked readable."""
     try:
-        store.check_readable()
+        return open_for_reading(args.store, args.adapter)
     except StoreError as exc:
-        store.close()
         raise CommandError(str(exc)) from None
 
 

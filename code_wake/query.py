@@ -24,6 +24,8 @@ from .records import AppRecord, AppVsnRecord, EnvironmentRecord, EventRecord, Pr
 
 __all__ = [
     "DAY",
+    "HOUR",
+    "BucketCount",
     "DailyCount",
     "EventFilter",
     "ProcessFilter",
@@ -32,6 +34,7 @@ __all__ = [
     "TraceGroup",
     "Where",
     "count_daily",
+    "count_over_time",
     "day_of",
     "event_matches",
     "group_traces",
@@ -46,6 +49,9 @@ Where: TypeAlias = "Terms | Mapping[Any, Any] | Iterable[tuple[Any, Any]]"
 
 DAY = 86_400
 """Seconds in a day; days are UTC days."""
+
+HOUR = 3_600
+"""Seconds in an hour: the other bucket size of `Store.query_counts_over_time`."""
 
 
 def _terms(where: Where) -> Terms:
@@ -348,5 +354,81 @@ def count_daily(events: Iterable[EventRecord], limit: int | None = None) -> list
     rows = sorted(
         (DailyCount(key[0], *values) for key, values in counts.items()),
         key=DailyCount.sort_key,
+    )
+    return rows if limit is None else rows[:limit]
+
+
+# -- counts over time (appended: the web view's charts) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BucketCount:
+    """How many events of one exception type and stack trace one hour or UTC day holds,
+    as `Store.query_counts_over_time` counts them.
+
+    `bucket_ts` is the bucket's start, in epoch seconds (a multiple of
+    `span`, which is `HOUR` or `DAY`). `exc_type` and `stacktrace_id` name
+    the trace group (None: no exception, no stack trace; events with
+    neither count under None and None). `app`, `app_vsn` and `environment`
+    say where, when the counts were asked for per app version and
+    environment (``by_scope``); otherwise all three are None.
+    """
+
+    bucket_ts: int
+    span: int
+    exc_type: str | None
+    stacktrace_id: int | None
+    count: int
+    app: AppRecord | None = None
+    app_vsn: AppVsnRecord | None = None
+    environment: EnvironmentRecord | None = None
+
+    @staticmethod
+    def check_span(span: int) -> int:
+        """`span` if it is a bucket size stores count in (`HOUR` or `DAY`), else ValueError."""
+        if span not in (HOUR, DAY) or isinstance(span, bool):
+            raise ValueError(f"A span must be HOUR ({HOUR}) or DAY ({DAY}) seconds, not {span!r}.")
+        return int(span)
+
+    @staticmethod
+    def bucket_of(ts: float, span: int) -> int:
+        """The start of the bucket of `span` seconds that epoch seconds `ts` fall in."""
+        return int(ts // span) * span
+
+    def sort_key(self) -> tuple[int, str, int, str, str, str]:
+        """The order of bucket counts: oldest bucket first, then exception type, stack trace id,
+        app, version and environment by name."""
+        return (
+            self.bucket_ts,
+            self.exc_type or "",
+            self.stacktrace_id or 0,
+            _name(self.app),
+            _name(self.app_vsn),
+            _name(self.environment),
+        )
+
+
+def count_over_time(
+    events: Iterable[EventRecord], span: int = HOUR, by_scope: bool = False, limit: int | None = None
+) -> list[BucketCount]:
+    """`events` counted per bucket of `span` seconds and per (exception type, stack trace);
+    with `by_scope`, per app, version and environment too. Oldest bucket first."""
+    span = BucketCount.check_span(span)
+    counts: dict[tuple[Any, ...], list[Any]] = {}
+    for event in events:
+        process = event.process
+        trace_id = None if event.stacktrace is None else event.stacktrace.id
+        key: tuple[Any, ...] = (BucketCount.bucket_of(event.when_ts, span), event.exc_type, trace_id)
+        where: tuple[Any, ...] = (None, None, None)
+        if by_scope:
+            where = (process.app, process.app_vsn, process.environment)
+            key += tuple(None if record is None else record.id for record in where)
+        row = counts.get(key)
+        if row is None:
+            row = counts[key] = [0, *where]
+        row[0] += 1
+    rows = sorted(
+        (BucketCount(key[0], span, key[1], key[2], *values) for key, values in counts.items()),
+        key=BucketCount.sort_key,
     )
     return rows if limit is None else rows[:limit]

@@ -21,12 +21,15 @@ from ._fork import ForkGuard, ForkPhase, at_fork_in_child
 from .errors import StoreError
 from .event import EventData, EventPolicy, PendingEvent, ProcessRef
 from .query import (
+    HOUR,
+    BucketCount,
     DailyCount,
     EventFilter,
     ProcessFilter,
     PruneReport,
     TraceGroup,
     count_daily,
+    count_over_time,
     group_traces,
     process_matches,
 )
@@ -241,6 +244,21 @@ class Store(ABC):
         """
         f = event_filter or EventFilter()
         return count_daily(self.query_events(replace(f, limit=None)), f.limit)
+
+    def query_counts_over_time(
+        self, event_filter: EventFilter | None = None, span: int = HOUR, by_scope: bool = False
+    ) -> list[BucketCount]:
+        """Events per hour or UTC day (`span`: `HOUR` or `DAY`) and per (exception type, stack
+        trace), oldest bucket first; with `by_scope`, per app, version and environment too.
+
+        What charts of a time window draw: each bucket a bar. With
+        ``event_filter.errors`` only events with an exception count; the
+        filter's limit caps the rows. Derived from `query_events`; adapters
+        for large stores override it.
+        """
+        f = event_filter or EventFilter()
+        BucketCount.check_span(span)
+        return count_over_time(self.query_events(replace(f, limit=None)), span, by_scope, f.limit)
 
     def prune(self, before_ts: float, *, dry_run: bool = False, batch_size: int = 5000) -> PruneReport:
         """Delete events older than `before_ts` and what only they used; report what went.

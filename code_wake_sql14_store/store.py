@@ -8,7 +8,7 @@ it raises) and hands the work to the module whose job it is:
 - `_traces`: stack traces, stored once per digest, read by id, cached;
 - `_writes`: a batch of events, with its data and summary counts, in one transaction;
 - `_reading`: events and processes by id, by data, and filtered in keyset pages;
-- `_trace_groups` and `_daily`: the analysis queries, over the `_counts` summary;
+- `_trace_groups`, `_daily` and `_count_series`: the analysis queries, over the `_counts` summary;
 - `_prune`: retention.
 
 Every query that takes a filter gets its conditions from `_filters`.
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from code_wake.errors import StoreError
 from code_wake.event import PendingEvent
-from code_wake.query import DailyCount, EventFilter, ProcessFilter, PruneReport, TraceGroup
+from code_wake.query import HOUR, BucketCount, DailyCount, EventFilter, ProcessFilter, PruneReport, TraceGroup
 from code_wake.records import (
     AppRecord,
     AppVsnRecord,
@@ -35,6 +35,7 @@ from code_wake.records import (
 from code_wake.store import HasProcessInfo, Store, process_info_of
 
 from . import _prune
+from ._count_series import counts_over_time
 from ._daily import daily_counts
 from ._database import Database
 from ._lookups import Lookups
@@ -201,6 +202,13 @@ class Sql14Store(Store):
         """Events (and errors) per UTC day, app, version and environment, newest day first."""
         with self._db.translating("count events per day"), self._db.read() as conn:
             return daily_counts(conn, self._lookups, event_filter or EventFilter())
+
+    def query_counts_over_time(
+        self, event_filter: EventFilter | None = None, span: int = HOUR, by_scope: bool = False
+    ) -> list[BucketCount]:
+        """Events per hour or UTC day and trace group, from ``event_counts`` (see `_count_series`)."""
+        with self._db.translating("count events over time"), self._db.read() as conn:
+            return counts_over_time(conn, self._lookups, event_filter or EventFilter(), span, by_scope)
 
     def prune(self, before_ts: float, *, dry_run: bool = False, batch_size: int = 5000) -> PruneReport:
         """Delete events older than `before_ts`, then what only they used; see `code_wake.Store.prune`.

@@ -61,6 +61,7 @@ def main() -> None:
     fault = events[-1]
     print(f"\nEvent {fault.id} carried an exception:\n")
     print(format_event_exception(fault))
+    print("In a browser: `code-wake serve` (pip install 'code-wake[web]'), then open http://127.0.0.1:8000/")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ PUBLIC_MODULES = [
     "code_wake.store",
     "code_wake.structlog",
     "code_wake.testing",
+    "code_wake.web",
     "code_wake_sql14_store",
 ]
 

@@ -34,9 +34,11 @@ import pytest
 from code_wake.errors import StoreError
 from code_wake.event import PendingEvent, data_digest
 from code_wake.query import (
+    DAY,
     EventFilter,
     ProcessFilter,
     count_daily,
+    count_over_time,
     event_matches,
     group_traces,
 )
@@ -1101,6 +1103,23 @@ class StoreContract:
         for name, event_filter in _window_cases(scene).items():
             selected = scene.expected(replace(event_filter, limit=None))
             assert store.query_daily_counts(event_filter) == count_daily(selected, event_filter.limit), name
+
+    def test_counts_over_time(self, store: Store, scene: Scene) -> None:
+        """Events per hour or day and trace group (and app version and environment) equal the reference."""
+        hourly = store.query_counts_over_time()
+        assert hourly == count_over_time(scene.events)
+        assert sum(row.count for row in hourly) == SCENE_SIZE
+        assert [row.bucket_ts for row in hourly] == sorted(row.bucket_ts for row in hourly)
+        assert hourly[0].bucket_ts == DAY0 and hourly[0].span == 3600
+        for name, event_filter in _window_cases(scene).items():
+            selected = scene.expected(replace(event_filter, limit=None))
+            for span in (3600, DAY):
+                for by_scope in (False, True):
+                    found = store.query_counts_over_time(event_filter, span, by_scope)
+                    expected = count_over_time(selected, span, by_scope, event_filter.limit)
+                    assert found == expected, (name, span, by_scope)
+        with pytest.raises(ValueError, match="span"):
+            store.query_counts_over_time(span=60)
 
     def test_query_processes(self, store: Store, scene: Scene) -> None:
         """Processes by app, version, environment and start time, newest first."""
