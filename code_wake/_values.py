@@ -1,4 +1,4 @@
-"""Checks of single values that more than one door takes: the configuration and the handler.
+"""Checks of single values that more than one door takes: configuration, handler, command line.
 
 A check returns the value as code_wake keeps it, or raises `Invalid` saying
 what was expected; the caller adds where the value came from.
@@ -6,7 +6,10 @@ what was expected; the caller adds where the value came from.
 
 from __future__ import annotations
 
-__all__ = ["Invalid", "text_value", "version_value"]
+import argparse
+from collections.abc import Callable
+
+__all__ = ["Invalid", "text_value", "version_value", "whole_number_argument"]
 
 
 class Invalid(ValueError):
@@ -34,3 +37,18 @@ def version_value(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise Invalid("a non-empty string (or a number, taken as its string)")
     return value
+
+
+def whole_number_argument(least: int, expected: str) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number of at least `least`; `expected` says so in the error."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            number = least - 1
+        if number < least:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return number
+
+    return parse

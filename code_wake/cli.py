@@ -24,7 +24,7 @@ from ._adapters import DEFAULT_ADAPTER, parse_adapter
 from ._masking import scrub
 from ._readers import open_for_reading
 from ._timespec import TimeSpecError, parse_time
-from ._values import Invalid
+from ._values import Invalid, whole_number_argument
 from ._version import __version__
 from .errors import CodeWakeError, StoreError
 from .query import EventFilter, ProcessFilter
@@ -73,24 +73,8 @@ def _term(text: str) -> tuple[str, str]:
     return key, value
 
 
-def _id(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an id (a whole number from 1), got {text!r}")
-    return number
-
-
-def _count(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number (0 or more), got {text!r}")
-    return number
+_id = whole_number_argument(1, "an id (a whole number from 1)")
+_count = whole_number_argument(0, "a whole number (0 or more)")
 
 
 def _adapter(text: str) -> str:

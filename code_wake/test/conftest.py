@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from code_wake.process import Process
+from code_wake.testing.contract import raised_through_foo_bar_baz
 
 __all__ = ["exc", "process", "store", "store_cleanup"]
 
@@ -47,18 +48,4 @@ def process(store: Any) -> Iterator[Process]:
 @pytest.fixture
 def exc() -> BaseException:
     """An exception raised through foo() -> bar() -> baz()."""
-
-    def baz() -> None:
-        raise Exception("foo bar baz")
-
-    def bar() -> None:
-        baz()
-
-    def foo() -> None:
-        bar()
-
-    try:
-        foo()
-    except Exception as caught:  # noqa: BLE001 - the fixture hands the exception to the tests
-        return caught
-    pytest.fail("foo() did not raise")
+    return raised_through_foo_bar_baz()

@@ -55,6 +55,7 @@ __all__ = [
     "StoreContract",
     "build_scene",
     "process_info",
+    "raised_through_foo_bar_baz",
     "stored",
     "trace_of",
 ]
@@ -142,6 +143,25 @@ PYCODEWAKE_CONTRACT = frozenset(
 its adapters had (``insert_app``, ``insert_process``, ``get_process_by_id``, ``insert_event``,
 ``get_events_by_data``). `code_wake.test.store` runs only these on a pycodewake adapter;
 docs/stores.md maps each original test to them."""
+
+
+def raised_through_foo_bar_baz() -> BaseException:
+    """An exception raised through foo() -> bar() -> baz(), caught: the suites' ``exc`` fixture."""
+
+    def baz() -> None:
+        raise Exception("foo bar baz")
+
+    def bar() -> None:
+        baz()
+
+    def foo() -> None:
+        bar()
+
+    try:
+        foo()
+    except Exception as caught:  # noqa: BLE001 - the fixture hands the exception to the tests
+        return caught
+    raise AssertionError("foo() did not raise")
 
 
 # -- the scene the query tests look at ---------------------------------------------------------
@@ -314,21 +334,7 @@ class StoreContract:
     @pytest.fixture
     def exc(self) -> BaseException:
         """An exception raised through foo() -> bar() -> baz()."""
-
-        def baz() -> None:
-            raise Exception("foo bar baz")
-
-        def bar() -> None:
-            baz()
-
-        def foo() -> None:
-            bar()
-
-        try:
-            foo()
-        except Exception as caught:  # noqa: BLE001 - the fixture hands the exception to the tests
-            return caught
-        pytest.fail("foo() did not raise")
+        return raised_through_foo_bar_baz()
 
     # -- processes -----------------------------------------------------------------------------
 
@@ -759,9 +765,10 @@ class StoreContract:
     def test_function_names_in_frames(self, store: Store, process: ProcessRecord, exc: BaseException) -> None:
         """Frames carry their function names (not part of the digest)."""
         frames = trace_of(store.insert_event(process, exc=exc, sync=True)).stackframes
-        assert [frame.function for frame in frames] == ["baz", "bar", "foo", "exc"]
+        functions = ["baz", "bar", "foo", "raised_through_foo_bar_baz"]
+        assert [frame.function for frame in frames] == functions
         loaded = trace_of(store.get_event_by_id(stored(store.insert_event(process, exc=exc, sync=True)).id))
-        assert [frame.function for frame in loaded.stackframes] == ["baz", "bar", "foo", "exc"]
+        assert [frame.function for frame in loaded.stackframes] == functions
 
     def test_st_len_keeps_the_innermost_frames(
         self, store: Store, process: ProcessRecord, exc: BaseException

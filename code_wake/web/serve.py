@@ -15,6 +15,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any, TextIO
 
+from code_wake._values import whole_number_argument
 from code_wake.errors import CodeWakeError
 
 from . import require_dependencies
@@ -47,14 +48,7 @@ def _port(text: str) -> int:
     return number
 
 
-def _threads(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of threads (1 or more), got {text!r}")
-    return number
+_threads = whole_number_argument(1, "a number of threads (1 or more)")
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
