@@ -535,12 +535,13 @@ class Config:
             node[leaf] = list(value) if isinstance(value, tuple) else value
         return _frozen(tree)
 
-    def build_store(self, queued: bool | None = None) -> Store:
+    def build_store(self, queued: bool | None = None, *, read_only: bool = False) -> Store:
         """The configured store, or the embedded default; `ConfigError` says why not.
 
         `queued` asks for the store behind a background queue (the default for
         stores code_wake builds, see docs/queue.md) or without one (the CLI
         reads, it does not write); None follows the configuration.
+        `read_only` asks the adapter to open it only to read (`Store.supports_read_only`).
         """
         queue = self.queue_enabled if queued is None else queued
         if self.store_adapter is None:
@@ -554,6 +555,7 @@ class Config:
                 self.default_store_url(),
                 queued=queue,
                 queue_settings=self.queue_settings(),
+                read_only=read_only,
             )
         return build_store(
             self.store_adapter,
@@ -562,6 +564,7 @@ class Config:
             queue_settings=self.queue_settings(),
             where=f"store adapter {self.store_adapter!r} (from {self.origin('store.adapter')})",
             args_origin=self.origin("store.config") if "store.config" in self.origins else "",
+            read_only=read_only,
         )
 
 
