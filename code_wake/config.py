@@ -23,6 +23,7 @@ import yaml
 from ._adapters import DEFAULT_ADAPTER, build_default_store, build_store, parse_adapter
 from ._masking import mask_secret_url
 from ._text import fold_key
+from ._trust import trusted_global, trusted_local
 from ._values import Invalid, text_value, version_value
 from .errors import ConfigError
 from .event import DEFAULT_MAX_VALUE_LENGTH, DEFAULT_SECRET_KEYS, EventPolicy
@@ -282,8 +283,11 @@ def _config_files(environ: Mapping[str, str], cwd: Path) -> list[tuple[Path, str
     global_raw = environ.get(ENV_GLOBAL_CONFIG)
     global_file = _resolve(global_raw, cwd) if global_raw else DEFAULT_GLOBAL_CONFIG
     global_by = f" (named by environment variable {ENV_GLOBAL_CONFIG})" if global_raw else ""
-    candidates = [(global_file, global_by), (cwd / LOCAL_CONFIG, "")]
-    return [(path, named_by) for path, named_by in candidates if _exists(path)]
+    found = [(global_file, global_by)] if _exists(global_file) and trusted_global(global_file) else []
+    local = cwd / LOCAL_CONFIG
+    if _exists(local) and trusted_local(local):
+        found.append((local, ""))
+    return found
 
 
 def _read_yaml(path: Path, named_by: str) -> object:
