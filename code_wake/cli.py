@@ -73,13 +73,19 @@ def _term(text: str) -> tuple[str, str]:
     return key, value
 
 
+MAX_NUMBER = 2**63 - 1
+"""The largest id or count a database column holds: larger ones are usage errors, not overflows."""
+
+
 def _id(text: str) -> int:
     try:
         number = int(text)
     except ValueError:
         number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an id (a whole number from 1), got {text!r}")
+    if not 1 <= number <= MAX_NUMBER:
+        raise argparse.ArgumentTypeError(
+            f"expected an id (a whole number from 1 to {MAX_NUMBER}), got {text!r}"
+        )
     return number
 
 
@@ -88,8 +94,8 @@ def _count(text: str) -> int:
         number = int(text)
     except ValueError:
         number = -1
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number (0 or more), got {text!r}")
+    if not 0 <= number <= MAX_NUMBER:
+        raise argparse.ArgumentTypeError(f"expected a whole number (0 to {MAX_NUMBER}), got {text!r}")
     return number
 
 

@@ -12,6 +12,7 @@ description.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, TypeAlias
 import yaml
 
 from ._adapters import DEFAULT_ADAPTER, build_default_store, build_store, parse_adapter
+from ._hooks import hook_name, load_hook
 from ._masking import mask_secret_url
 from ._text import fold_key
 from ._trust import trusted_global, trusted_local
@@ -142,6 +144,27 @@ def _secret_keys_text(text: str) -> tuple[str, ...]:
     return _secret_keys(part for part in _comma_list(text) if part)
 
 
+def _patterns(items: Iterable[object]) -> tuple[str, ...]:
+    patterns = tuple(items)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)  # type: ignore[call-overload]
+        except (re.error, TypeError) as exc:
+            raise Invalid(f"a list of regular expressions ({pattern!r}: {exc})") from None
+    return tuple(str(pattern) for pattern in patterns)
+
+
+def _patterns_value(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise Invalid("a list of regular expressions")
+    return _patterns(value)
+
+
+def _patterns_text(text: str) -> tuple[str, ...]:
+    # One per line: a regular expression may well contain a comma.
+    return _patterns(line for line in text.splitlines() if line.strip())
+
+
 # -- the settings: one row per key, with its attribute and environment variable ------------
 
 
@@ -186,6 +209,15 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting(
         "events.secret_keys", "secret_keys", _secret_keys_value, "CODE_WAKE_SECRET_KEYS", _secret_keys_text
     ),
+    _Setting(
+        "events.secret_patterns",
+        "secret_patterns",
+        _patterns_value,
+        "CODE_WAKE_SECRET_PATTERNS",
+        _patterns_text,
+    ),
+    _Setting("events.scrub_values", "scrub_values", _bool_value, "CODE_WAKE_SCRUB_VALUES", _bool_text),
+    _Setting("events.before_record", "before_record", hook_name, "CODE_WAKE_BEFORE_RECORD", hook_name),
     _Setting("queue.enabled", "queue_enabled", _bool_value, "CODE_WAKE_QUEUE", _bool_text),
     _Setting(
         "queue.max_events",
@@ -449,6 +481,9 @@ class Config:
     st_for_non_exceptions: bool = False
     max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
     secret_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
+    secret_patterns: tuple[str, ...] = ()
+    scrub_values: bool = True
+    before_record: str | None = None
     queue_enabled: bool = True
     queue_max_events: int = _QUEUE_DEFAULTS.max_events
     queue_batch_size: int = _QUEUE_DEFAULTS.batch_size
@@ -484,8 +519,17 @@ class Config:
         return cls(**attributes, origins=MappingProxyType(origins), data_dir=_data_dir_or_none(env))
 
     def event_policy(self) -> EventPolicy:
-        """The data limits and secret filtering this configuration asks for."""
-        return EventPolicy(max_value_length=self.max_value_length, secret_keys=self.secret_keys)
+        """The data limits and secret filtering this configuration asks for (the hook imported)."""
+        hook = None
+        if self.before_record is not None:
+            hook = load_hook(self.before_record, self.origin("events.before_record"))
+        return EventPolicy(
+            max_value_length=self.max_value_length,
+            secret_keys=self.secret_keys,
+            secret_patterns=self.secret_patterns,
+            scrub_values=self.scrub_values,
+            before_record=hook,
+        )
 
     def queue_settings(self) -> QueueSettings:
         """The queue's knobs as this configuration sets them."""

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from code_wake.config import mask_secret_url
 from code_wake.errors import StoreError, StoreUnavailableError
 from code_wake.store import ForkGuard, create_private_file
 
@@ -239,22 +240,26 @@ class Database:
             del exc
 
 
-def describe_error(exc: BaseException, password: str | None) -> str:
-    """One line about a driver error, without the SQL, its parameters or the password."""
+def describe_error(exc: BaseException, password: str | None, url: sa.URL | None = None) -> str:
+    """One line about a driver error, without the SQL, its parameters or the password.
+
+    With `url`, the values of its query parameters with secret names are masked too.
+    """
     orig = getattr(exc, "orig", None)
     cause = orig if isinstance(orig, BaseException) else exc
     lines = str(cause).strip().splitlines()
     text = f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    return text.replace(password, "***") if password else text
+    text = text.replace(password, "***") if password else text
+    return text if url is None else mask_secret_url(text)
 
 
 def translate_error(exc: sa.exc.SQLAlchemyError, operation: str, url: sa.URL) -> StoreError:
     """The code_wake error for a SQLAlchemy error raised while doing `operation`."""
     unreachable = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
     cls = StoreUnavailableError if unreachable else StoreError
-    return cls(f"Could not {operation} in {masked(url)}: {describe_error(exc, url.password)}")
+    return cls(f"Could not {operation} in {masked(url)}: {describe_error(exc, url.password, url)}")
 
 
 def unavailable(exc: sa.exc.SQLAlchemyError, url: sa.URL) -> StoreUnavailableError:
     """The error for a database that cannot be connected to."""
-    return StoreUnavailableError(f"Cannot connect to {masked(url)}: {describe_error(exc, url.password)}")
+    return StoreUnavailableError(f"Cannot connect to {masked(url)}: {describe_error(exc, url.password, url)}")

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool, StaticPool
 
+from code_wake.config import mask_secret_url
 from code_wake.errors import StoreError
 
 from ._read_only import sqlite_file, sqlite_read_only_creator
@@ -76,8 +77,8 @@ def _mask_text(text: str) -> str:
 
 
 def masked(url: sa.URL) -> str:
-    """The URL as shown in messages: never with its password."""
-    return url.render_as_string(hide_password=True)
+    """The URL as shown in messages: never with its password, in the user info or in the query."""
+    return mask_secret_url(url.render_as_string(hide_password=True))
 
 
 def is_memory_sqlite(url: sa.URL) -> bool:
