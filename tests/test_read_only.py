@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 import code_wake
 from code_wake import StoreError
@@ -240,3 +241,35 @@ class TestAnotherUser:
             )
             assert result.returncode == 0, result.stderr
         assert snapshot(directory) == before
+
+
+class TestEveryBackend:
+    """On every backend a reader creates nothing and reports what it finds."""
+
+    def test_empty_database_gets_no_tables(self, db_url: str) -> None:
+        """An empty database: "not a code_wake database", and still no table afterwards (no DDL)."""
+        if db_url.startswith("sqlite"):
+            Path(db_url.removeprefix("sqlite:///")).touch()
+        reader = Sql14Store(db_url, read_only=True)
+        with pytest.raises(StoreError, match="not a code_wake database"):
+            reader.check_readable()
+        reader.close()
+        engine = sa.create_engine(db_url)
+        try:
+            assert sa.inspect(engine).get_table_names() == []
+        finally:
+            engine.dispose()
+
+    def test_reads_what_a_writer_wrote(self, db_url: str) -> None:
+        """After a writer created the schema, the reader reads and refuses to write."""
+        writer = Sql14Store(db_url)
+        writer.insert_app("shop")
+        writer.close()
+        reader = Sql14Store(db_url, read_only=True)
+        reader.check_readable()
+        app = reader.get_app_by_name("shop")
+        assert app is not None
+        with pytest.raises(StoreError, match="read-only"):
+            reader.insert_app("other")
+        assert reader.upgrade(dry_run=True) == []
+        reader.close()
