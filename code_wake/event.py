@@ -91,6 +91,12 @@ BeforeRecord: TypeAlias = "Callable[[PendingEvent], PendingEvent | None]"
 TRUNCATED_MARKER = "...[truncated {} chars]"
 """Appended to a truncated value, saying how much was cut."""
 
+_CLEAN_CACHE_SIZE = 4096
+"""Short values remembered as plain per policy; past it, values are checked on every call."""
+
+_CLEAN_MAX_LENGTH = 64
+"""Longer values are not remembered: they rarely repeat."""
+
 _KEY_CACHE_SIZE = 4096
 """Distinct keys remembered per policy; past it, keys are checked on every call."""
 
@@ -139,12 +145,15 @@ class EventPolicy:
     """Run on each event before it is recorded (see `BeforeRecord`); `Process.log` calls it."""
     _scrubber: Scrubber = field(init=False, repr=False, compare=False)
     _keys: dict[str, str | _SecretKey] = field(init=False, repr=False, compare=False)
+    _clean: dict[str, None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         scrubber = Scrubber(self.secret_keys, self.secret_patterns, self.scrub_values)
         object.__setattr__(self, "_scrubber", scrubber)
         # Keys repeat from call to call: remember each one's clean form and secrecy.
         object.__setattr__(self, "_keys", {})
+        # So do many short values: remember those found plain (nothing to cut, filter or escape).
+        object.__setattr__(self, "_clean", {})
 
     def build(
         self,
@@ -188,15 +197,10 @@ class EventPolicy:
         if not data:
             return ()
         # The exact-type test first: a dict is the common case and the cheaper test.
-        if type(data) is dict or isinstance(data, Mapping):
-            items: Iterable[tuple[Any, Any]] = data.items() if len(data) <= MAX_ITEMS else _first(data)
-        elif isinstance(data, (str, bytes, bytearray)) or not _iterable(data):
-            # Never split a string into characters: it is kept whole, as the event's message.
-            items = (("message", data),)
-        else:
-            items = _first_pairs(data)
+        small_dict = type(data) is dict and len(data) <= MAX_ITEMS
+        items = data.items() if small_dict else _items_of(data)  # type: ignore[union-attr]
         keys, limit, scrub = self._keys, self.max_value_length, self._scrubber
-        by_shape, always = scrub.by_shape, scrub.always
+        by_shape, always, clean = scrub.by_shape, scrub.always, self._clean
         pairs: list[tuple[str, str | None]] = []
         append = pairs.append
         for key, value in items:
@@ -207,28 +211,35 @@ class EventPolicy:
             if isinstance(text_key, _SecretKey):
                 append((text_key.text, FILTERED))
             elif type(value) is str:
-                fits = len(value) <= limit and value.isascii() and "\x00" not in value
-                # suspicious() inlined: a function call here costs a tenth of the whole event.
-                if fits and not (
-                    always
-                    or (
-                        by_shape
-                        and (
-                            "=" in value
-                            or "@" in value
-                            or "earer" in value
-                            or "Basic" in value
-                            or "':" in value
-                            or '":' in value
-                        )
-                    )
-                ):
+                if value in clean:
+                    # Seen and found clean before: levels, logger and function names, templates repeat.
                     append((text_key, value))
+                elif self._plain(value, limit, by_shape, always):
+                    append((text_key, value))
+                    if len(value) <= _CLEAN_MAX_LENGTH and len(clean) < _CLEAN_CACHE_SIZE:
+                        clean[value] = None
                 else:
                     append((text_key, self.clean_text(scrub.text(value[: limit + 256]), over=len(value))))
             else:
                 append((text_key, None if value is None else self.clean_text(self.value_text(value))))
         return tuple(pairs)
+
+    @staticmethod
+    def _plain(value: str, limit: int, by_shape: bool, always: bool) -> bool:
+        """True when `value` is stored as it is: short, plain ASCII, and of no secret's shape."""
+        if len(value) > limit or not value.isascii() or "\x00" in value or always:
+            return False
+        if not by_shape:
+            return True
+        # `_scrub.suspicious`, inlined.
+        return not (
+            "=" in value
+            or "@" in value
+            or "earer" in value
+            or "Basic" in value
+            or "':" in value
+            or '":' in value
+        )
 
     def value_text(self, value: Any) -> str:
         """A value that is not a string as text: compact JSON (bounded, secrets filtered), else its repr."""
@@ -282,6 +293,16 @@ def _iterable(data: object) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _items_of(data: EventData) -> Iterable[tuple[Any, Any]]:
+    """The pairs of `data`, at most `MAX_ITEMS` of them (then one saying how many were left out)."""
+    if isinstance(data, Mapping):
+        return data.items() if len(data) <= MAX_ITEMS else _first(data)
+    if isinstance(data, (str, bytes, bytearray)) or not _iterable(data):
+        # Never split a string into characters: it is kept whole, as the event's message.
+        return (("message", data),)
+    return _first_pairs(data)  # type: ignore[arg-type]
 
 
 def _first(data: Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:
