@@ -187,7 +187,8 @@ class EventPolicy:
         """The data with a bad `exc` (a class, a string) kept as its value ``exc``; reported, rate-limited."""
         report_problem(
             "log-exc",
-            f"exc must be an exception instance, not {type(exc).__name__} {safe_repr(exc)[:100]}; "
+            f"exc must be an exception instance, not {type(exc).__name__} "
+            f"{self._scrubber.text(safe_repr(exc)[:100])}; "
             "the event is recorded with it as the data value 'exc'",
         )
         return [*_items(data), ("exc", exc)]
