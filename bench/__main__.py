@@ -7,7 +7,17 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from . import doors, growth, many_writers, queries, queue_bench, server_throughput, sync_latency, web_pages
+from . import (
+    bounds,
+    doors,
+    growth,
+    many_writers,
+    queries,
+    queue_bench,
+    server_throughput,
+    sync_latency,
+    web_pages,
+)
 from .timing import Row, print_table
 
 Bench = Callable[[bool], list[Row]]
@@ -45,6 +55,10 @@ BENCHES: dict[str, tuple[str, Bench]] = {
     "processor": (
         "structlog: CodeWakeProcessor vs format_exc_info + queue put, us per call",
         lambda quick: doors.processor_cost(calls=5_000 if quick else 20_000),
+    ),
+    "bounds": (
+        "Bad input: caller time of one log call given huge or hostile data, ms (lower is better)",
+        bounds.run,
     ),
     "queries": (
         "Analysis queries at 1M stored events (--queries-size), ms per page (lower is better)",

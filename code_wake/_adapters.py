@@ -18,6 +18,7 @@ from typing import Any
 
 from ._legacy_store import LEGACY_METHODS, LegacyStore, is_legacy_adapter
 from ._masking import mask_secret_url, scrub
+from ._private import make_private_dirs
 from ._values import Invalid
 from .errors import ConfigError
 from .queue_store import QueueSettings, QueueStore
@@ -53,31 +54,49 @@ def build_store(
     queue_settings: QueueSettings | None,
     where: str,
     args_origin: str = "",
+    read_only: bool = False,
 ) -> Store:
     """The store `adapter` names, constructed with `args`; `ConfigError` says why not.
 
     `queued` puts the class behind the background queue; `queue_settings`
     go to a queued class (None: the class's own). `where` names the adapter
     and where it came from and `args_origin` where the arguments came from,
-    for messages.
+    for messages. `read_only` is passed on as ``read_only=True`` to a class
+    whose `Store.supports_read_only` says it takes it (readers ask for it).
     """
     store_class = _adapter_class(adapter, where)
     failed = f"{where} could not be created"
     if not is_legacy_adapter(store_class):
+        options = {"read_only": True} if read_only and store_class.supports_read_only else {}
         store_class = _queued(store_class) if queued else store_class
-        return _construct(store_class, args, queue_settings, failed, args_origin)  # type: ignore[no-any-return]
+        return _construct(store_class, args, queue_settings, failed, args_origin, options)  # type: ignore[no-any-return]
     # A pycodewake adapter is built with its own arguments, then wrapped.
-    legacy = _construct(store_class, args, None, failed, args_origin)
+    legacy = _construct(store_class, args, None, failed, args_origin, {})
     if not queued:
         return LegacyStore(legacy)
     queued_class: Any = _queued(LegacyStore)
     return queued_class(legacy, queue_settings=queue_settings or QueueSettings())  # type: ignore[no-any-return]
 
 
-def build_default_store(path: Path, url: str, *, queued: bool, queue_settings: QueueSettings | None) -> Store:
-    """The embedded default: the SQLite file at `path` (`url`), its directory created; announced once."""
+def build_default_store(
+    path: Path, url: str, *, queued: bool, queue_settings: QueueSettings | None, read_only: bool = False
+) -> Store:
+    """The embedded default: the SQLite file at `path` (`url`), its directory created; announced once.
+
+    `read_only` creates nothing (a reader of a store never written finds no file there).
+    """
+    if read_only:
+        where = f"the embedded default store at {path}"
+        return build_store(
+            DEFAULT_ADAPTER,
+            (url,),
+            queued=False,
+            queue_settings=None,
+            where=where,
+            read_only=True,
+        )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
     except OSError as exc:
         raise ConfigError(
             f"cannot create the directory {path.parent} for the embedded default store: "
@@ -143,12 +162,13 @@ def _construct(
     queue_settings: QueueSettings | None,
     failed: str,
     args_origin: str,
+    options: dict[str, Any],
 ) -> Any:
     """Call the adapter's constructor; its failure becomes a `ConfigError` without passwords."""
     try:
         if queue_settings is not None and issubclass(store_class, QueueStore):
-            return store_class(*args, queue_settings=queue_settings)
-        return store_class(*args)
+            return store_class(*args, queue_settings=queue_settings, **options)
+        return store_class(*args, **options)
     except Exception as exc:  # an adapter may raise anything; we add where and why
         shown = ", ".join(repr(mask_secret_url(arg)) for arg in args)
         origin = f" (from {args_origin})" if args_origin else ""

@@ -12,10 +12,16 @@ from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import unquote
 
+from ._scrub import Scrubber
+from .event import DEFAULT_SECRET_KEYS
+
 __all__ = ["mask_secret_url", "scrub"]
 
 MASK = "***"
 """What a password is shown as."""
+
+_QUERY = Scrubber(DEFAULT_SECRET_KEYS)
+"""Finds the query parameters with secret names (``?password=...``) of a URL."""
 
 
 class _Userinfo(NamedTuple):
@@ -42,20 +48,25 @@ def _userinfo(text: str) -> _Userinfo | None:
 def mask_secret_url(text: str) -> str:
     """`text` with any password in it replaced by ``***``; fit for messages and logs.
 
+    The user-info password and the values of query parameters with secret
+    names (``?password=...``, ``&sslpassword=...``) are masked.
+
     ``postgresql://scott:tiger@host/db`` becomes ``postgresql://scott:***@host/db``,
     and so does a URL whose password holds an unescaped ``@`` or ``:``; text
     without a ``user:password@`` part is returned unchanged.
     """
     found = _userinfo(text)
-    return text if found is None else f"{found.head}{MASK}{found.tail}"
+    text = text if found is None else f"{found.head}{MASK}{found.tail}"
+    # A password can also ride in the query: ...?password=hunter2, ?sslpassword=...
+    return _QUERY.params(text, MASK) if "=" in text else text
 
 
 def _passwords(text: str) -> set[str]:
     """The password in `text` as written and percent-decoded, so that both can be scrubbed."""
     found = _userinfo(text)
-    if found is None:
-        return set()
-    return {found.password, unquote(found.password)} - {""}
+    values = [] if found is None else [found.password]
+    values += _QUERY.param_values(text)
+    return {form for value in values for form in (value, unquote(value))} - {""}
 
 
 def scrub(message: str, secrets_from: Iterable[str]) -> str:

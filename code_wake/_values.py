@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["Invalid", "text_value", "version_value", "whole_number_argument"]
+__all__ = ["MAX_NUMBER", "Invalid", "text_value", "version_value", "whole_number_argument"]
+
+MAX_NUMBER = 2**63 - 1
+"""The largest id or count a database column holds: larger ones are usage errors, not overflows."""
 
 
 class Invalid(ValueError):
@@ -39,16 +42,17 @@ def version_value(value: object) -> str:
     return value
 
 
-def whole_number_argument(least: int, expected: str) -> Callable[[str], int]:
-    """An argparse ``type``: a whole number of at least `least`; `expected` says so in the error."""
+def whole_number_argument(least: int, expected: str, most: int = MAX_NUMBER) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from `least` to `most`; `expected` says so in the error
+    (``{most}`` in it is replaced by the bound)."""
 
     def parse(text: str) -> int:
         try:
             number = int(text)
         except ValueError:
             number = least - 1
-        if number < least:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        if not least <= number <= most:
+            raise argparse.ArgumentTypeError(f"expected {expected.format(most=most)}, got {text!r}")
         return number
 
     return parse

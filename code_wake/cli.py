@@ -22,9 +22,9 @@ from typing import Any, NoReturn, TextIO, TypeVar
 from . import _output
 from ._adapters import DEFAULT_ADAPTER, parse_adapter
 from ._masking import scrub
-from ._readers import open_for_reading
+from ._readers import open_for_reading, open_store
 from ._timespec import TimeSpecError, parse_time
-from ._values import Invalid, whole_number_argument
+from ._values import MAX_NUMBER, Invalid, whole_number_argument
 from ._version import __version__
 from .errors import CodeWakeError, StoreError
 from .query import EventFilter, ProcessFilter
@@ -73,8 +73,8 @@ def _term(text: str) -> tuple[str, str]:
     return key, value
 
 
-_id = whole_number_argument(1, "an id (a whole number from 1)")
-_count = whole_number_argument(0, "a whole number (0 or more)")
+_id = whole_number_argument(1, "an id (a whole number from 1 to {most})", most=MAX_NUMBER)
+_count = whole_number_argument(0, "a whole number (0 to {most})", most=MAX_NUMBER)
 
 
 def _adapter(text: str) -> str:
@@ -108,6 +108,8 @@ class _Command:
     example: str
     options: Callable[[argparse.ArgumentParser], None]
     handler: Handler
+    opens: str = "read"
+    """How the command opens the store: "read" (read-only), "write" (existing data), "upgrade"."""
 
 
 def _store_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -244,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.options(sub)
         # SUPPRESS: an option given before the command is not reset by the command's parser.
         _store_options(sub, argparse.SUPPRESS)
-        sub.set_defaults(handler=command.handler)
+        sub.set_defaults(handler=command.handler, opens=command.opens)
     return parser
 
 
@@ -327,6 +329,20 @@ def _run_prune(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     return 0
 
 
+def _upgrade_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="say what it would do, change nothing")
+
+
+def _run_upgrade(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    steps = store.upgrade(dry_run=args.dry_run)
+    if not steps:
+        out.write(f"{store.describe()} is up to date; nothing to do\n")
+        return 0
+    out.write(f"{'would upgrade' if args.dry_run else 'upgraded'} {store.describe()}:\n")
+    out.writelines(f"  {step}\n" for step in steps)
+    return 0
+
+
 def _serve_options(parser: argparse.ArgumentParser) -> None:
     from .web.serve import add_options  # the web view loads its dependencies only when it runs
 
@@ -395,6 +411,19 @@ COMMANDS: tuple[_Command, ...] = (
         "code-wake prune --older-than 30d --dry-run",
         _prune_options,
         _run_prune,
+        opens="write",
+    ),
+    _Command(
+        "upgrade",
+        "bring a database to this code_wake's schema",
+        "Upgrade the store's database to the schema this code_wake writes (an older code_wake's, or "
+        "pycodewake 0.2's), or create code_wake's tables in an existing database. Reading commands "
+        "never upgrade; programs that record events upgrade on first use. --dry-run says what it "
+        "would do and changes nothing.",
+        "code-wake upgrade --store sqlite:///old.sqlite --dry-run",
+        _upgrade_options,
+        _run_upgrade,
+        opens="upgrade",
     ),
     _Command(
         "serve",
@@ -414,11 +443,34 @@ COMMANDS: tuple[_Command, ...] = (
 
 
 def _open_store(args: argparse.Namespace) -> Store:
-    """The store of ``--store``/``--adapter``, else the configured one; without a queue, checked readable."""
+    """The store of ``--store``/``--adapter``, else the configured one, as the command opens it.
+
+    Reading commands open it read-only; ``prune`` for writing, checked to
+    hold code_wake's current schema first; ``upgrade`` for writing, unchecked
+    (``--dry-run`` read-only).
+    """
+    opens = args.opens
     try:
-        return open_for_reading(args.store, args.adapter)
+        if opens == "read" or (opens == "upgrade" and args.dry_run):
+            return open_for_reading(args.store, args.adapter) if opens == "read" else _unchecked(args, True)
+        store = _unchecked(args, False)
+        if opens == "write":
+            _checked(store)
+        return store
     except StoreError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _unchecked(args: argparse.Namespace, read_only: bool) -> Store:
+    return open_store(args.store, args.adapter, read_only=read_only)
+
+
+def _checked(store: Store) -> None:
+    try:
+        store.check_readable()
+    except BaseException:
+        store.close()
+        raise
 
 
 # -- running --------------------------------------------------------------------------------------------

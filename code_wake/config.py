@@ -12,6 +12,7 @@ description.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,10 @@ from typing import Any, TypeAlias
 import yaml
 
 from ._adapters import DEFAULT_ADAPTER, build_default_store, build_store, parse_adapter
+from ._hooks import hook_name, load_hook
 from ._masking import mask_secret_url
 from ._text import fold_key
+from ._trust import trusted_global, trusted_local
 from ._values import Invalid, text_value, version_value
 from .errors import ConfigError
 from .event import DEFAULT_MAX_VALUE_LENGTH, DEFAULT_SECRET_KEYS, EventPolicy
@@ -141,6 +144,27 @@ def _secret_keys_text(text: str) -> tuple[str, ...]:
     return _secret_keys(part for part in _comma_list(text) if part)
 
 
+def _patterns(items: Iterable[object]) -> tuple[str, ...]:
+    patterns = tuple(items)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)  # type: ignore[call-overload]
+        except (re.error, TypeError) as exc:
+            raise Invalid(f"a list of regular expressions ({pattern!r}: {exc})") from None
+    return tuple(str(pattern) for pattern in patterns)
+
+
+def _patterns_value(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise Invalid("a list of regular expressions")
+    return _patterns(value)
+
+
+def _patterns_text(text: str) -> tuple[str, ...]:
+    # One per line: a regular expression may well contain a comma.
+    return _patterns(line for line in text.splitlines() if line.strip())
+
+
 # -- the settings: one row per key, with its attribute and environment variable ------------
 
 
@@ -185,6 +209,15 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting(
         "events.secret_keys", "secret_keys", _secret_keys_value, "CODE_WAKE_SECRET_KEYS", _secret_keys_text
     ),
+    _Setting(
+        "events.secret_patterns",
+        "secret_patterns",
+        _patterns_value,
+        "CODE_WAKE_SECRET_PATTERNS",
+        _patterns_text,
+    ),
+    _Setting("events.scrub_values", "scrub_values", _bool_value, "CODE_WAKE_SCRUB_VALUES", _bool_text),
+    _Setting("events.before_record", "before_record", hook_name, "CODE_WAKE_BEFORE_RECORD", hook_name),
     _Setting("queue.enabled", "queue_enabled", _bool_value, "CODE_WAKE_QUEUE", _bool_text),
     _Setting(
         "queue.max_events",
@@ -282,8 +315,11 @@ def _config_files(environ: Mapping[str, str], cwd: Path) -> list[tuple[Path, str
     global_raw = environ.get(ENV_GLOBAL_CONFIG)
     global_file = _resolve(global_raw, cwd) if global_raw else DEFAULT_GLOBAL_CONFIG
     global_by = f" (named by environment variable {ENV_GLOBAL_CONFIG})" if global_raw else ""
-    candidates = [(global_file, global_by), (cwd / LOCAL_CONFIG, "")]
-    return [(path, named_by) for path, named_by in candidates if _exists(path)]
+    found = [(global_file, global_by)] if _exists(global_file) and trusted_global(global_file) else []
+    local = cwd / LOCAL_CONFIG
+    if _exists(local) and trusted_local(local):
+        found.append((local, ""))
+    return found
 
 
 def _read_yaml(path: Path, named_by: str) -> object:
@@ -445,6 +481,9 @@ class Config:
     st_for_non_exceptions: bool = False
     max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
     secret_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
+    secret_patterns: tuple[str, ...] = ()
+    scrub_values: bool = True
+    before_record: str | None = None
     queue_enabled: bool = True
     queue_max_events: int = _QUEUE_DEFAULTS.max_events
     queue_batch_size: int = _QUEUE_DEFAULTS.batch_size
@@ -480,8 +519,17 @@ class Config:
         return cls(**attributes, origins=MappingProxyType(origins), data_dir=_data_dir_or_none(env))
 
     def event_policy(self) -> EventPolicy:
-        """The data limits and secret filtering this configuration asks for."""
-        return EventPolicy(max_value_length=self.max_value_length, secret_keys=self.secret_keys)
+        """The data limits and secret filtering this configuration asks for (the hook imported)."""
+        hook = None
+        if self.before_record is not None:
+            hook = load_hook(self.before_record, self.origin("events.before_record"))
+        return EventPolicy(
+            max_value_length=self.max_value_length,
+            secret_keys=self.secret_keys,
+            secret_patterns=self.secret_patterns,
+            scrub_values=self.scrub_values,
+            before_record=hook,
+        )
 
     def queue_settings(self) -> QueueSettings:
         """The queue's knobs as this configuration sets them."""
@@ -535,12 +583,13 @@ class Config:
             node[leaf] = list(value) if isinstance(value, tuple) else value
         return _frozen(tree)
 
-    def build_store(self, queued: bool | None = None) -> Store:
+    def build_store(self, queued: bool | None = None, *, read_only: bool = False) -> Store:
         """The configured store, or the embedded default; `ConfigError` says why not.
 
         `queued` asks for the store behind a background queue (the default for
         stores code_wake builds, see docs/queue.md) or without one (the CLI
         reads, it does not write); None follows the configuration.
+        `read_only` asks the adapter to open it only to read (`Store.supports_read_only`).
         """
         queue = self.queue_enabled if queued is None else queued
         if self.store_adapter is None:
@@ -554,6 +603,7 @@ class Config:
                 self.default_store_url(),
                 queued=queue,
                 queue_settings=self.queue_settings(),
+                read_only=read_only,
             )
         return build_store(
             self.store_adapter,
@@ -562,6 +612,7 @@ class Config:
             queue_settings=self.queue_settings(),
             where=f"store adapter {self.store_adapter!r} (from {self.origin('store.adapter')})",
             args_origin=self.origin("store.config") if "store.config" in self.origins else "",
+            read_only=read_only,
         )
 
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, NamedTuple, TypeAlias
 
-from ._text import fold_key, safe_repr, value_text
+from ._bounded import MAX_ITEMS, bounded_json, bounded_repr, scalar_text
+from ._report import report_problem
+from ._scrub import FILTERED, Scrubber
+from ._text import safe_repr
 from .records import ProcessInfo
 from .stack_trace import RawFrame, capture_caller, capture_exception, exception_type_name
 
@@ -25,6 +29,7 @@ __all__ = [
     "DEFAULT_MAX_VALUE_LENGTH",
     "DEFAULT_SECRET_KEYS",
     "FILTERED",
+    "BeforeRecord",
     "EventData",
     "EventPolicy",
     "PendingEvent",
@@ -49,26 +54,48 @@ DEFAULT_MAX_KEY_LENGTH = 200
 DEFAULT_SECRET_KEYS: tuple[str, ...] = (
     "password",
     "passwd",
+    "passphrase",
     "pwd",
+    "pw",
+    "pass",
     "secret",
     "token",
     "api_key",
+    "apikey",
     "access_key",
     "private_key",
     "authorization",
+    "auth",
     "auth_header",
+    "bearer",
     "cookie",
     "credential",
     "session_id",
+    "sessionid",
+    "sid",
+    "csrf",
+    "xsrf",
+    "jwt",
+    "otp",
+    "pin",
     "signature",
+    "dsn",
 )
-"""Key fragments whose values are filtered; matched inside keys, ignoring case and separators."""
+"""Key fragments whose values are filtered, ignoring case and separators: fragments of five
+characters or more match anywhere in a key (``db_password``), shorter ones a whole part of it
+(``db_pass``, ``newPw``, ``x-auth``, not ``author``); see docs/security.md."""
 
-FILTERED = "[FILTERED]"
-"""What a secret value is replaced by."""
+BeforeRecord: TypeAlias = "Callable[[PendingEvent], PendingEvent | None]"
+"""A hook run on each event before it is recorded: returns the event (changed or not), or None to drop it."""
 
 TRUNCATED_MARKER = "...[truncated {} chars]"
 """Appended to a truncated value, saying how much was cut."""
+
+_CLEAN_CACHE_SIZE = 4096
+"""Short values remembered as plain per policy; past it, values are checked on every call."""
+
+_CLEAN_MAX_LENGTH = 64
+"""Longer values are not remembered: they rarely repeat."""
 
 _KEY_CACHE_SIZE = 4096
 """Distinct keys remembered per policy; past it, keys are checked on every call."""
@@ -110,14 +137,23 @@ class EventPolicy:
     max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
     max_key_length: int = DEFAULT_MAX_KEY_LENGTH
     secret_keys: tuple[str, ...] = DEFAULT_SECRET_KEYS
-    _secret_fragments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    secret_patterns: tuple[str, ...] = ()
+    """Regular expressions whose every match in any text of an event is filtered."""
+    scrub_values: bool = True
+    """Filter secrets by their shape in text (URL passwords, secret parameters, Bearer/Basic)."""
+    before_record: BeforeRecord | None = field(default=None, compare=False)
+    """Run on each event before it is recorded (see `BeforeRecord`); `Process.log` calls it."""
+    _scrubber: Scrubber = field(init=False, repr=False, compare=False)
     _keys: dict[str, str | _SecretKey] = field(init=False, repr=False, compare=False)
+    _clean: dict[str, None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fragments = tuple(fold_key(k) for k in self.secret_keys if fold_key(k))
-        object.__setattr__(self, "_secret_fragments", fragments)
+        scrubber = Scrubber(self.secret_keys, self.secret_patterns, self.scrub_values)
+        object.__setattr__(self, "_scrubber", scrubber)
         # Keys repeat from call to call: remember each one's clean form and secrecy.
         object.__setattr__(self, "_keys", {})
+        # So do many short values: remember those found plain (nothing to cut, filter or escape).
+        object.__setattr__(self, "_clean", {})
 
     def build(
         self,
@@ -135,22 +171,37 @@ class EventPolicy:
         otherwise with `inc_st` the trace comes from `exc`, or from the calling
         stack (its code_wake, logging and structlog frames left out).
         """
+        bad_exc = exc is not None and not isinstance(exc, BaseException)
+        if bad_exc:
+            exc, data = None, self._with_bad_exc(data, exc)
         if frames is None and inc_st:
             frames = capture_exception(exc, st_len) if exc is not None else capture_caller(st_len)
         when = _now() if when_ts is None else float(when_ts)
         pairs = self.normalise(data) if data else ()
         if exc is None:
             return _new_event(PendingEvent, (process, when, pairs, frames, None, None))
-        message = self.clean_text(_safe_str(exc))
+        message = self.clean_text(self._scrubber.text(_safe_str(exc)))
         return _new_event(PendingEvent, (process, when, pairs, frames, exception_type_name(exc), message))
 
+    def _with_bad_exc(self, data: EventData, exc: object) -> EventData:
+        """The data with a bad `exc` (a class, a string) kept as its value ``exc``; reported, rate-limited."""
+        report_problem(
+            "log-exc",
+            f"exc must be an exception instance, not {type(exc).__name__} "
+            f"{self._scrubber.text(safe_repr(exc)[:100])}; "
+            "the event is recorded with it as the data value 'exc'",
+        )
+        return [*_items(data), ("exc", exc)]
+
     def normalise(self, data: EventData) -> Pairs:
-        """Data as ``(str key, str-or-None value)`` pairs, secrets filtered."""
+        """Data as ``(str key, str-or-None value)`` pairs, secrets filtered, at most `MAX_ITEMS`."""
         if not data:
             return ()
         # The exact-type test first: a dict is the common case and the cheaper test.
-        items = data.items() if type(data) is dict or isinstance(data, Mapping) else _pairs(data)
-        keys, limit = self._keys, self.max_value_length
+        small_dict = type(data) is dict and len(data) <= MAX_ITEMS
+        items = data.items() if small_dict else _items_of(data)  # type: ignore[union-attr]
+        keys, limit, scrub = self._keys, self.max_value_length, self._scrubber
+        by_shape, always, clean = scrub.by_shape, scrub.always, self._clean
         pairs: list[tuple[str, str | None]] = []
         append = pairs.append
         for key, value in items:
@@ -161,11 +212,43 @@ class EventPolicy:
             if isinstance(text_key, _SecretKey):
                 append((text_key.text, FILTERED))
             elif type(value) is str:
-                fits = len(value) <= limit and value.isascii() and "\x00" not in value
-                append((text_key, value if fits else self.clean_text(value)))
+                if value in clean:
+                    # Seen and found clean before: levels, logger and function names, templates repeat.
+                    append((text_key, value))
+                elif self._plain(value, limit, by_shape, always):
+                    append((text_key, value))
+                    if len(value) <= _CLEAN_MAX_LENGTH and len(clean) < _CLEAN_CACHE_SIZE:
+                        clean[value] = None
+                else:
+                    append((text_key, self.clean_text(scrub.text(value[: limit + 256]), over=len(value))))
             else:
-                append((text_key, None if value is None else self.clean_text(value_text(value))))
+                append((text_key, None if value is None else self.clean_text(self.value_text(value))))
         return tuple(pairs)
+
+    @staticmethod
+    def _plain(value: str, limit: int, by_shape: bool, always: bool) -> bool:
+        """True when `value` is stored as it is: short, plain ASCII, and of no secret's shape."""
+        if len(value) > limit or not value.isascii() or "\x00" in value or always:
+            return False
+        if not by_shape:
+            return True
+        # `_scrub.suspicious`, inlined.
+        return not (
+            "=" in value
+            or "@" in value
+            or "earer" in value
+            or "Basic" in value
+            or "':" in value
+            or '":' in value
+        )
+
+    def value_text(self, value: Any) -> str:
+        """A value that is not a string as text: compact JSON (bounded, secrets filtered), else its repr."""
+        if isinstance(value, (bool, int, float)):
+            return scalar_text(value)
+        if isinstance(value, (Mapping, list, tuple)):
+            return bounded_json(value, self.max_value_length, self._scrubber)
+        return bounded_repr(value, self.max_value_length, self._scrubber)
 
     def _learn_key(self, key: Any) -> str | _SecretKey:
         """The key's stored form, marked when secret; remembered for string keys."""
@@ -176,15 +259,23 @@ class EventPolicy:
         return known
 
     def is_secret(self, key: str) -> bool:
-        """True when the key contains a secret fragment (``db_password``, ``X-Api-Key``)."""
-        folded = fold_key(key)
-        return any(fragment in folded for fragment in self._secret_fragments)
+        """True when the key names a secret (``db_password``, ``X-Api-Key``, ``db_pass``; not ``author``)."""
+        return self._scrubber.is_secret(key)
 
-    def clean_text(self, text: str, limit: int | None = None) -> str:
-        """Truncate with a visible marker; make NULs and lone surrogates storable."""
+    def scrub_text(self, text: str) -> str:
+        """`text` with its secret-shaped parts filtered (URL passwords, secret parameters, credentials)."""
+        return self._scrubber.text(text)
+
+    def clean_text(self, text: str, limit: int | None = None, over: int | None = None) -> str:
+        """Truncate with a visible marker; make NULs and lone surrogates storable.
+
+        `over` is the length of the text `text` was cut from, when it was cut
+        before (so the marker counts what the caller gave).
+        """
         limit = self.max_value_length if limit is None else limit
-        if len(text) > limit:
-            text = text[:limit] + TRUNCATED_MARKER.format(len(text) - limit)
+        total = len(text) if over is None else max(over, len(text))
+        if total > limit:
+            text = text[:limit] + TRUNCATED_MARKER.format(total - limit)
         if "\x00" in text:
             # PostgreSQL refuses NUL in text; every backend gets the same escaped form.
             text = text.replace("\x00", "\\x00")
@@ -197,7 +288,51 @@ class EventPolicy:
         return text
 
 
-def _pairs(data: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
+def _iterable(data: object) -> bool:
+    try:
+        iter(data)  # type: ignore[call-overload]
+    except TypeError:
+        return False
+    return True
+
+
+def _items_of(data: EventData) -> Iterable[tuple[Any, Any]]:
+    """The pairs of `data`, at most `MAX_ITEMS` of them (then one saying how many were left out)."""
+    if isinstance(data, Mapping):
+        return data.items() if len(data) <= MAX_ITEMS else _first(data)
+    if isinstance(data, (str, bytes, bytearray)) or not _iterable(data):
+        # Never split a string into characters: it is kept whole, as the event's message.
+        return (("message", data),)
+    return _first_pairs(data)  # type: ignore[arg-type]
+
+
+def _first(data: Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:
+    """The first `MAX_ITEMS` items of a large mapping, then one saying how many were left out."""
+    yield from islice(data.items(), MAX_ITEMS)
+    yield "_truncated", f"...[+{len(data) - MAX_ITEMS} items]"
+
+
+def _first_pairs(data: Iterable[Any]) -> Iterable[tuple[Any, Any]]:
+    """The first `MAX_ITEMS` pairs, then one saying that more were left out."""
+    pairs = _pairs(data)
+    yield from islice(pairs, MAX_ITEMS)
+    if next(pairs, None) is not None:
+        left = f"+{len(data) - MAX_ITEMS} " if isinstance(data, Sized) else "more "
+        yield "_truncated", f"...[{left}items]"
+
+
+def _items(data: EventData) -> list[tuple[Any, Any]]:
+    """`data` as a list of pairs (bounded), to add one more to."""
+    if not data:
+        return []
+    if isinstance(data, Mapping):
+        return list(islice(data.items(), MAX_ITEMS))
+    if isinstance(data, (str, bytes, bytearray)) or not _iterable(data):
+        return [("message", data)]
+    return list(_first_pairs(data))
+
+
+def _pairs(data: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
     for item in data:
         if isinstance(item, (str, bytes)) or not isinstance(item, (tuple, list)) or len(item) != 2:
             # Not a pair: keep it whole under a key that says so, rather than lose it.

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import ClassVar
 
 from ._fork import ForkPhase, at_fork_in_child
@@ -16,7 +17,7 @@ from ._legacy_store import LEGACY_METHODS, LegacyStore, is_legacy_adapter
 from ._report import report_problem
 from .config import Config
 from .errors import CodeWakeError, ConfigError
-from .event import EventData, EventPolicy
+from .event import BeforeRecord, EventData, EventPolicy
 from .records import AppRecord, AppVsnRecord, EnvironmentRecord, EventRecord, ProcessInfo, ProcessRecord
 from .store import Store
 
@@ -240,6 +241,17 @@ class Process:
         """How this process normalises event data (limits, secret filtering)."""
         return self._policy
 
+    def set_before_record(self, hook: BeforeRecord | None) -> None:
+        """Run `hook` on every event before it is recorded, from every door (None: no hook).
+
+        The hook gets a `code_wake.PendingEvent` on the logging thread, after
+        code_wake's secret filters, and returns it (changed with
+        ``event._replace(...)`` or not) or None to drop it. If it raises, the
+        event is dropped and the failure reported. The configuration can
+        name one too (``events.before_record``, docs/security.md).
+        """
+        self._policy = replace(self._policy, before_record=hook)
+
     # -- recording ----------------------------------------------------------------
 
     def log(
@@ -262,9 +274,14 @@ class Process:
             if inc_st is None:
                 inc_st = self.st_from_exceptions if exc is not None else self.st_for_non_exceptions
             record = self._record
-            pending = self._policy.build(
+            policy = self._policy
+            built = policy.build(
                 self._info if record is None else record.id, data, exc, inc_st, st_len, when_ts
             )
+            # The user's hook may change the event or drop it (None); if it raises, the event is dropped.
+            pending = built if policy.before_record is None else policy.before_record(built)
+            if pending is None:
+                return None
             if sync:
                 return self._store.submit(pending, sync=True)
             self._store.submit(pending)

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from ._fork import ForkGuard, ForkPhase, at_fork_in_child
+from ._private import create_private_file
 from .errors import StoreError
 from .event import EventData, EventPolicy, PendingEvent, ProcessRef
 from .query import (
@@ -45,7 +46,8 @@ from .records import (
 )
 from .stack_trace import frames_from_st_data
 
-__all__ = ["AbstractStore", "ForkGuard", "HasProcessInfo", "Store", "process_info_of"]
+# create_private_file: adapters that create files make them private, as code_wake's own are.
+__all__ = ["AbstractStore", "ForkGuard", "HasProcessInfo", "Store", "create_private_file", "process_info_of"]
 
 
 class HasProcessInfo(Protocol):
@@ -72,6 +74,10 @@ class Store(ABC):
     Event = EventRecord
     Stacktrace = StacktraceRecord
     Stackframe = StackframeRecord
+
+    supports_read_only: bool = False
+    """True when the constructor takes ``read_only=True``: readers (the CLI, the web view) then pass
+    it, and the store must open its database so that reading writes nothing (docs/stores.md)."""
 
     event_policy: EventPolicy = EventPolicy()
     """How `insert_event` normalises its input (Process uses its own, configured one)."""
@@ -286,6 +292,14 @@ class Store(ABC):
         Readers call it before they query, so that reading a database that
         does not exist reports that instead of creating an empty one.
         """
+
+    def upgrade(self, *, dry_run: bool = False) -> list[str]:
+        """Bring the store's layout up to date on purpose (``code-wake upgrade``); the steps, in words.
+
+        An empty list: nothing to do. With `dry_run`, say what would be done,
+        do nothing. Default: a store with no layout of its own has nothing to upgrade.
+        """
+        return []
 
     def close(self) -> None:  # noqa: B027 - a store with nothing to release needs no override
         """Release connections; the store must not be used afterwards."""

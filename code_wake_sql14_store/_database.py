@@ -17,13 +17,15 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from code_wake.config import mask_secret_url
 from code_wake.errors import StoreError, StoreUnavailableError
-from code_wake.store import ForkGuard
+from code_wake.store import ForkGuard, create_private_file
 
 from ._batch import BatchWriter, SqlalchemyBatch, batch_writer
 from ._counts import upsert_statement
 from ._engine import build_engine, is_memory_sqlite, masked, parse_url
 from ._migrate import ensure_schema
+from ._read_only import check_schema, sqlite_file
 
 __all__ = [
     "CHUNK",
@@ -68,14 +70,18 @@ class Database:
     """The engine of one store, its connections and transactions; see the module's docstring.
 
     `dsn` is a SQLAlchemy URL; `engine_kwargs` go to `sqlalchemy.create_engine`.
-    Nothing connects until the first connection is asked for.
+    Nothing connects until the first connection is asked for. `read_only`
+    opens it to read: SQLite in read-only mode, and the schema checked on
+    first use, never created or upgraded (`_read_only`).
     """
 
-    def __init__(self, dsn: str, engine_kwargs: dict[str, Any]) -> None:
+    def __init__(self, dsn: str | sa.URL, engine_kwargs: dict[str, Any], read_only: bool = False) -> None:
         self.url = parse_url(dsn)
         self.where = masked(self.url)
         """The URL as messages show it, password masked."""
-        self.engine = build_engine(self.url, engine_kwargs)
+        self.read_only = read_only
+        self._engine_kwargs = engine_kwargs
+        self.engine = build_engine(self.url, engine_kwargs, read_only)
         self.dialect: str = self.engine.dialect.name
         self.sqlite = self.dialect == "sqlite"
         self._postgresql = self.dialect == "postgresql"
@@ -108,10 +114,23 @@ class Database:
             self.engine.dispose(close=False)
 
     def check_readable(self) -> None:
+        """Refuse a SQLite file that does not exist, and (read-only) a schema a reader cannot read."""
+        self.check_file_exists()
+        if self.read_only:
+            with self.read():
+                pass
+            return
+        # A writer about to change existing data (prune) checks as a reader would, changing nothing.
+        reader = Database(self.url, self._engine_kwargs, read_only=True)
+        try:
+            reader.check_readable()
+        finally:
+            reader.close()
+
+    def check_file_exists(self) -> None:
         """Refuse a SQLite file that does not exist: opening it would create an empty database."""
-        database = (self.url.database or "") if self.sqlite else ""
-        exists = not database or database == ":memory:" or database.startswith("file:")
-        if not exists and not os.path.exists(database):
+        database = sqlite_file(self.url.database or "") if self.sqlite and not self._memory else ""
+        if database and not os.path.exists(database):
             raise StoreError(f"no database file at {database} (nothing was recorded there)")
 
     @contextmanager
@@ -133,6 +152,17 @@ class Database:
                 yield conn
 
     @contextmanager
+    def unprepared(self) -> Iterator[sa.Connection]:
+        """A connection that neither creates nor checks the schema: for looking at what is there."""
+        with self._fork_guard, self._lock, self._checkout() as conn:
+            yield conn
+
+    def prepare(self) -> None:
+        """Create or upgrade the schema now, as the first use would (a reader only checks it)."""
+        with self._fork_guard:
+            self._prepare()
+
+    @contextmanager
     def read(self) -> Iterator[sa.Connection]:
         """A connection for the analysis queries.
 
@@ -146,6 +176,9 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
         """A connection in a transaction, committed at the end (rolled back on an error)."""
+        if self.read_only:
+            # Every write goes through here: a reader's store refuses them all, on every backend.
+            raise StoreError(f"This store for {self.where} was opened read-only; it cannot write.")
         with self.connect() as conn, conn.begin():
             yield conn
 
@@ -182,6 +215,12 @@ class Database:
         with self._schema_lock:
             if self._ready:
                 return
+            if self.read_only:
+                with self.translating("read the code_wake schema"), self._lock, self._checkout() as conn:
+                    check_schema(conn, self.where)
+                self._ready = True
+                return
+            self._create_private_file()
             with self.translating("prepare the code_wake schema"), self._lock:
                 ensure_schema(self._checkout, self.where)
                 # Chosen once connected: a choice may depend on the server's settings.
@@ -189,23 +228,38 @@ class Database:
                     self.batch = batch_writer(conn)
             self._ready = True
 
+    def _create_private_file(self) -> None:
+        """A new SQLite file made 0600 before SQLite makes it with the umask's mode (issue 13)."""
+        database = sqlite_file(self.url.database or "") if self.sqlite and not self._memory else ""
+        if not database:
+            return
+        try:
+            create_private_file(database)
+        except OSError as exc:
+            # SQLite's own attempt will report the problem with its own words.
+            del exc
 
-def describe_error(exc: BaseException, password: str | None) -> str:
-    """One line about a driver error, without the SQL, its parameters or the password."""
+
+def describe_error(exc: BaseException, password: str | None, url: sa.URL | None = None) -> str:
+    """One line about a driver error, without the SQL, its parameters or the password.
+
+    With `url`, the values of its query parameters with secret names are masked too.
+    """
     orig = getattr(exc, "orig", None)
     cause = orig if isinstance(orig, BaseException) else exc
     lines = str(cause).strip().splitlines()
     text = f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    return text.replace(password, "***") if password else text
+    text = text.replace(password, "***") if password else text
+    return text if url is None else mask_secret_url(text)
 
 
 def translate_error(exc: sa.exc.SQLAlchemyError, operation: str, url: sa.URL) -> StoreError:
     """The code_wake error for a SQLAlchemy error raised while doing `operation`."""
     unreachable = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
     cls = StoreUnavailableError if unreachable else StoreError
-    return cls(f"Could not {operation} in {masked(url)}: {describe_error(exc, url.password)}")
+    return cls(f"Could not {operation} in {masked(url)}: {describe_error(exc, url.password, url)}")
 
 
 def unavailable(exc: sa.exc.SQLAlchemyError, url: sa.URL) -> StoreUnavailableError:
     """The error for a database that cannot be connected to."""
-    return StoreUnavailableError(f"Cannot connect to {masked(url)}: {describe_error(exc, url.password)}")
+    return StoreUnavailableError(f"Cannot connect to {masked(url)}: {describe_error(exc, url.password, url)}")

@@ -9,10 +9,12 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
+from code_wake.config import mask_secret_url
 from code_wake.errors import StoreError
 
+from ._read_only import sqlite_file, sqlite_read_only_creator
 from .schema import MYSQL_DIALECTS
 
 __all__ = ["build_engine", "is_memory_sqlite", "masked", "parse_url"]
@@ -37,7 +39,7 @@ _DRIVER_EXTRAS = {
 _CREDENTIALS = re.compile(r"(?<![^\s/])([^\s:/@]*):\S*@")
 
 
-def parse_url(dsn: str) -> sa.URL:
+def parse_url(dsn: str | sa.URL) -> sa.URL:
     """The URL of `dsn`, with MySQL defaulting to utf8mb4; `StoreError` if it is none."""
     try:
         url = sa.make_url(dsn)
@@ -75,8 +77,8 @@ def _mask_text(text: str) -> str:
 
 
 def masked(url: sa.URL) -> str:
-    """The URL as shown in messages: never with its password."""
-    return url.render_as_string(hide_password=True)
+    """The URL as shown in messages: never with its password, in the user info or in the query."""
+    return mask_secret_url(url.render_as_string(hide_password=True))
 
 
 def is_memory_sqlite(url: sa.URL) -> bool:
@@ -87,13 +89,20 @@ def is_memory_sqlite(url: sa.URL) -> bool:
     return database in ("", ":memory:") or "mode=memory" in database or url.query.get("mode") == "memory"
 
 
-def build_engine(url: sa.URL, engine_kwargs: dict[str, Any]) -> sa.Engine:
-    """An engine with code_wake's defaults (the caller's `engine_kwargs` win); connects nothing."""
+def build_engine(url: sa.URL, engine_kwargs: dict[str, Any], read_only: bool = False) -> sa.Engine:
+    """An engine with code_wake's defaults (the caller's `engine_kwargs` win); connects nothing.
+
+    `read_only` opens a SQLite file in SQLite's read-only mode (`_read_only`).
+    """
     options: dict[str, Any] = dict(engine_kwargs)
     connect_args: dict[str, Any] = dict(options.pop("connect_args", None) or {})
     backend = url.get_backend_name()
     if backend == "sqlite":
-        if is_memory_sqlite(url):
+        if read_only and not is_memory_sqlite(url):
+            options.setdefault("creator", sqlite_read_only_creator(sqlite_file(url.database or "")))
+            # No pooled connection: each one decides afresh how to open the file (see `_read_only`).
+            options.setdefault("poolclass", NullPool)
+        elif is_memory_sqlite(url):
             # One shared connection: SQLAlchemy's default for memory databases is one
             # per thread (SingletonThreadPool), i.e. a different, empty database each.
             options.setdefault("poolclass", StaticPool)
@@ -110,8 +119,18 @@ def build_engine(url: sa.URL, engine_kwargs: dict[str, Any]) -> sa.Engine:
     except (sa.exc.SQLAlchemyError, TypeError) as exc:
         raise StoreError(f"Cannot use {masked(url)}: {exc}") from exc
     if backend == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "connect", _sqlite_on_read if read_only else _sqlite_on_connect)
     return engine
+
+
+def _sqlite_on_read(dbapi_connection: Any, connection_record: Any) -> None:
+    """A reader's settings: wait out a writer's lock, refuse any write; the journal mode is left alone."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA query_only = ON")
+    finally:
+        cursor.close()
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:

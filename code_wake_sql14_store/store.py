@@ -42,6 +42,7 @@ from ._lookups import Lookups
 from ._reading import EventReader
 from ._trace_groups import trace_groups
 from ._traces import StackTraces
+from ._upgrade import plan
 from ._writes import EventWriter
 
 __all__ = ["Sql14Store"]
@@ -60,11 +61,17 @@ class Sql14Store(Store):
     upgraded, once. Errors come as `code_wake.StoreError` (and
     `code_wake.StoreUnavailableError` when the database cannot be reached),
     with the password masked.
+
+    `read_only=True` opens it to read (what the CLI and the web view do): a
+    SQLite file in read-only mode, no file or table created, the schema
+    checked instead of upgraded, and every write refused.
     """
 
-    def __init__(self, dsn: str, **engine_kwargs: Any) -> None:
+    supports_read_only = True
+
+    def __init__(self, dsn: str, *, read_only: bool = False, **engine_kwargs: Any) -> None:
         super().__init__()
-        self._db = Database(dsn, engine_kwargs)
+        self._db = Database(dsn, engine_kwargs, read_only)
         self._lookups = Lookups(self._db)
         self._traces = StackTraces(self._db)
         self._writer = EventWriter(self._db, self._traces)
@@ -80,6 +87,21 @@ class Sql14Store(Store):
     def check_readable(self) -> None:
         """Refuse a SQLite file that does not exist: opening it would create an empty database."""
         self._db.check_readable()
+
+    def upgrade(self, *, dry_run: bool = False) -> list[str]:
+        """Bring the database to this code_wake's schema; the steps, in words (empty: up to date).
+
+        With `dry_run`, only say what it would do (a read-only store can). The
+        SQLite file must exist: an upgrade does not start a new database.
+        """
+        self._db.check_file_exists()
+        with self._db.translating("look at the code_wake schema"), self._db.unprepared() as conn:
+            steps = plan(conn)
+        if steps and not dry_run:
+            if self._db.read_only:
+                raise StoreError(f"This store for {self._db.where} was opened read-only; it cannot upgrade.")
+            self._db.prepare()
+        return steps
 
     @property
     def engine(self) -> sa.Engine:

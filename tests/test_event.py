@@ -57,7 +57,7 @@ class TestNormalise:
             ((1, 2), "[1,2]"),
             (b"\x00\xff", "b'\\x00\\xff'"),
             ({1, 2}, "{1, 2}"),
-            ({"nested": {1, 2}}, "{'nested': {1, 2}}"),
+            ({"nested": {1, 2}}, '{"nested":"{1, 2}"}'),
             (float("nan"), "NaN"),
         ],
     )

@@ -1,0 +1,41 @@
+"""``code-wake upgrade``: what bringing a database to our schema would do, and doing it on purpose.
+
+Writers create and upgrade the schema on first use (`_migrate.ensure_schema`);
+readers never do (`_read_only`). This is the explicit door between them: it
+says what it would do (`plan`, run by ``--dry-run``) and then does it through
+the same `ensure_schema` the writers run, so both paths upgrade alike.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from .schema import SCHEMA_VERSION, metadata, schema_version
+
+__all__ = ["plan"]
+
+
+def plan(conn: sa.Connection) -> list[str]:
+    """The steps an upgrade of the database behind `conn` would take, in words; empty: none."""
+    inspector = sa.inspect(conn)
+    ours = set(inspector.get_table_names()) & set(metadata.tables)
+    if not ours:
+        return [f"create code_wake's tables and indexes (schema version {SCHEMA_VERSION})"]
+    version = None
+    if schema_version.name in ours:
+        version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    if version is not None and int(version) >= SCHEMA_VERSION:
+        return []
+    steps = [f"upgrade from schema version {version or 0} to {SCHEMA_VERSION}"]
+    missing = sorted(set(metadata.tables) - ours)
+    if missing:
+        steps.append(f"create the tables {', '.join(missing)}")
+    if version is None:
+        steps.append("pycodewake 0.2 layout: add its missing columns and indexes, tie versions to their app")
+    if int(version or 0) < 2:
+        steps.append(
+            "copy app, version and environment onto events and the time onto events_data, "
+            "remake two indexes, count events into event_counts (long on a large database)"
+        )
+    steps.append(f"record schema version {SCHEMA_VERSION}")
+    return steps
