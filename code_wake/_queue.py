@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from . import _exit
 from ._queue_settings import QueueSettings, QueueStats
 from ._report import report_problem
-from .errors import StoreError
+from .errors import StoreError, StoreRefusedError
 from .event import PendingEvent, ProcessRef
 from .records import EventRecord
 from .store import Store
@@ -303,7 +303,10 @@ class EventQueue:
                 records = self.store.insert_events(pending) if pending else []
             except Exception as exc:  # noqa: BLE001 - any store failure is retried; what is given up is counted
                 failures += 1
-                if failures == 3 and len(pending) > 1 and self._write_singly(batch):
+                # A refusal is final (schema too new, a value refused): find the refused events now,
+                # rather than retry them for retry_for; other failures get two tries first.
+                refused = isinstance(exc, StoreRefusedError)
+                if (refused or (failures == 3 and len(pending) > 1)) and self._write_singly(batch):
                     return
                 if time.monotonic() + delay > give_up_at or (
                     self.state is _State.CLOSED and deadline is None
@@ -359,14 +362,15 @@ class EventQueue:
         """Write a repeatedly failing batch one event at a time, to find the event the store refuses.
 
         Returns False, having written nothing, when the very first event fails
-        too: then the store itself is failing and the batch is retried whole.
+        too (unless the store refused it for good): then the store itself is
+        failing and the batch is retried whole.
         """
         for position, item in enumerate(batch):
             event = _event_of(item)
             try:
                 records = self.store.insert_events([event]) if event is not None else []
             except Exception as exc:  # noqa: BLE001 - one event refused: count it, keep going
-                if position == 0:
+                if position == 0 and not isinstance(exc, StoreRefusedError):
                     return False
                 self._reject(item, exc)
                 continue

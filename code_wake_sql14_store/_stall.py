@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -31,9 +32,8 @@ retried like any transient error.
 """
 
 
-def socket_fd(conn: sa.Connection) -> int | None:
-    """The file descriptor of the connection's socket (psycopg, psycopg2, PyMySQL); None for SQLite."""
-    dbapi = conn.connection.dbapi_connection
+def socket_fd(dbapi: Any) -> int | None:
+    """The file descriptor of a DBAPI connection's socket (psycopg, psycopg2, PyMySQL); None for SQLite."""
     fileno = getattr(dbapi, "fileno", None)
     if fileno is None:
         # PyMySQL keeps its socket private; the attribute has kept its name since 0.x.
@@ -91,10 +91,26 @@ class StallGuard:
         self.cuts = 0
         """How many connections were cut so far."""
 
+    def guard_pings(self, engine: sa.Engine) -> None:
+        """Put SQLAlchemy's pre-ping of a pooled connection under the guard too.
+
+        The ping runs inside ``engine.connect()``, before `watching` can see the
+        connection, and a ping on a half-open connection waits as long as any read.
+        """
+        dialect = engine.dialect
+        ping: Callable[[Any], bool] = dialect.do_ping
+
+        def guarded_ping(dbapi_connection: Any) -> bool:
+            with self.watching(dbapi_connection):
+                return ping(dbapi_connection)
+
+        # An attribute of this engine's own dialect instance: no other engine is affected.
+        dialect.do_ping = guarded_ping  # type: ignore[method-assign]
+
     @contextmanager
-    def watching(self, conn: sa.Connection) -> Iterator[None]:
-        """Cut `conn`'s socket if the block is still running `seconds` from now."""
-        fd = socket_fd(conn) if self.seconds > 0 else None
+    def watching(self, dbapi_connection: Any) -> Iterator[None]:
+        """Cut the connection's socket if the block is still running `seconds` from now."""
+        fd = socket_fd(dbapi_connection) if self.seconds > 0 else None
         if fd is None:
             yield
             return

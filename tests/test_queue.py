@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from code_wake import EventRecord, PendingEvent, Process, QueueSettings, QueueStore, StoreError
+from code_wake.errors import StoreRefusedError
 from code_wake.event import EventPolicy
 from code_wake.testing import MemoryStore
 from code_wake_sql14_store import Sql14QueueStore
@@ -27,6 +28,7 @@ class ControlledStore(MemoryStore):
         self.entered = threading.Event()
         self.failures_left = 0
         self.poison: str | None = None
+        self.refuse: str | None = None
         self.batches: list[int] = []
 
     def insert_events(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
@@ -37,6 +39,8 @@ class ControlledStore(MemoryStore):
             raise StoreError("database is locked")
         if self.poison is not None and any(v == self.poison for e in events for _, v in e.data):
             raise StoreError("value refused")
+        if self.refuse is not None and any(v == self.refuse for e in events for _, v in e.data):
+            raise StoreRefusedError("value refused for good")
         self.batches.append(len(events))
         return super().insert_events(events)
 
@@ -212,6 +216,17 @@ class TestFailures:
         assert store.flush(timeout=30)
         assert stored_ns(store) == ["0", "1", "2", "3", "5", "6", "7"]
         assert store.queue_stats.rejected == 1
+
+    def test_refusal_is_not_retried(self, store: QueuedStore) -> None:
+        """An event the store refuses for good is rejected at once: no retries, its neighbours written."""
+        store.refuse = "4"
+        for n in range(8):
+            store.submit(event(n))
+        assert store.flush(timeout=30)
+        assert stored_ns(store) == ["0", "1", "2", "3", "5", "6", "7"]
+        stats = store.queue_stats
+        assert (stats.rejected, stats.retries) == (1, 0)
+        assert stats.logged == stats.written + stats.rejected
 
     def test_dead_worker_is_restarted(self, store: QueuedStore) -> None:
         """If the worker dies anyway, the next event starts a new one."""
