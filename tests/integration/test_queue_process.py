@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from code_wake import Process
-from code_wake_sql14_store import Sql14QueueStore
+from code_wake_sql14_store import Sql14QueueStore, Sql14Store
 
 from .helpers import REPO, rows, run_python
 
@@ -249,3 +249,42 @@ class TestLockedDatabase:
         assert count_events(url) == 100
         assert store.queue_stats.lost == 0
         store.close()
+
+
+class TestFlood:
+    def test_flood_against_a_locked_database_stays_bounded(self, tmp_path: Path) -> None:
+        """300,000 events of 1 KB into a SQLite file locked by another connection: memory grows < 200 MB."""
+        path = tmp_path / "locked.sqlite"
+        with Sql14Store(f"sqlite:///{path}") as schema_maker:
+            schema_maker.get_app_by_name("creates the schema")
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            out = run_python(
+                f"""
+                import resource
+                import code_wake
+                from code_wake_sql14_store import Sql14QueueStore
+
+                store = Sql14QueueStore({f"sqlite:///{path}"!r})
+                proc = code_wake.Process(store=store, app_name="flood")
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                blob = "x" * 1024
+                for n in range(300_000):
+                    proc.log({{"n": str(n), "blob": blob}})
+                grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+                stats = store.queue_stats
+                print(grown_kb, stats.pending, stats.dropped, stats.logged)
+                """,
+                tmp_path,
+                env={"CODE_WAKE_QUEUE_EXIT_TIMEOUT": "0.5"},
+                timeout=300,
+            )
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        grown_kb, pending, dropped, logged = map(int, out.split())
+        assert grown_kb < 200 * 1024
+        assert logged == 300_000
+        assert pending + dropped == logged  # nothing could be written
+        assert dropped > 0
