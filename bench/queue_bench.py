@@ -36,7 +36,8 @@ class _HeldStore(QueueStore, MemoryStore):
     """A queue whose writer never gets going: what is left is the caller's own cost."""
 
     def __init__(self) -> None:
-        super().__init__(queue_settings=QueueSettings(max_events=10_000_000))
+        # No bound is reached: empty() drops events behind the queue's accounting.
+        super().__init__(queue_settings=QueueSettings(max_events=10_000_000, max_bytes=1 << 50))
         self.gate = threading.Event()
 
     def insert_events(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
@@ -44,7 +45,7 @@ class _HeldStore(QueueStore, MemoryStore):
         return super().insert_events(events)
 
     def empty(self) -> None:
-        self._queue.clear()
+        self.queue._items.clear()  # the bench measures the caller, not the queue's bookkeeping
 
 
 def _held_process() -> tuple[code_wake.Process, _HeldStore]:

@@ -220,6 +220,13 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("events.before_record", "before_record", hook_name, "CODE_WAKE_BEFORE_RECORD", hook_name),
     _Setting("queue.enabled", "queue_enabled", _bool_value, "CODE_WAKE_QUEUE", _bool_text),
     _Setting(
+        "queue.max_bytes",
+        "queue_max_bytes",
+        _positive_int_value,
+        "CODE_WAKE_QUEUE_MAX_BYTES",
+        _positive_int_text,
+    ),
+    _Setting(
         "queue.max_events",
         "queue_max_events",
         _positive_int_value,
@@ -485,6 +492,7 @@ class Config:
     scrub_values: bool = True
     before_record: str | None = None
     queue_enabled: bool = True
+    queue_max_bytes: int = _QUEUE_DEFAULTS.max_bytes
     queue_max_events: int = _QUEUE_DEFAULTS.max_events
     queue_batch_size: int = _QUEUE_DEFAULTS.batch_size
     queue_retry_for: float = _QUEUE_DEFAULTS.retry_for
@@ -534,6 +542,7 @@ class Config:
     def queue_settings(self) -> QueueSettings:
         """The queue's knobs as this configuration sets them."""
         return QueueSettings(
+            max_bytes=self.queue_max_bytes,
             max_events=self.queue_max_events,
             batch_size=self.queue_batch_size,
             retry_for=self.queue_retry_for,

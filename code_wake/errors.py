@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CodeWakeError", "ConfigError", "StoreError", "StoreUnavailableError"]
+__all__ = ["CodeWakeError", "ConfigError", "StoreError", "StoreRefusedError", "StoreUnavailableError"]
 
 
 class CodeWakeError(Exception):
@@ -27,3 +27,12 @@ class StoreError(CodeWakeError):
 
 class StoreUnavailableError(StoreError):
     """Raised when the store's database cannot be reached at all."""
+
+
+class StoreRefusedError(StoreError):
+    """Raised when the store refuses a write in a way that trying again cannot change.
+
+    A value the database refuses, or a database whose schema is newer than
+    this code_wake: the queue does not retry these for ``retry_for`` seconds,
+    it rejects the events at once and reports why.
+    """

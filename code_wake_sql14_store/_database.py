@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from code_wake.config import mask_secret_url
-from code_wake.errors import StoreError, StoreUnavailableError
+from code_wake.errors import StoreError, StoreRefusedError, StoreUnavailableError
 from code_wake.store import ForkGuard, create_private_file
 
 from ._batch import BatchWriter, SqlalchemyBatch, batch_writer
@@ -26,6 +26,7 @@ from ._counts import upsert_statement
 from ._engine import build_engine, is_memory_sqlite, masked, parse_url
 from ._migrate import ensure_schema
 from ._read_only import check_schema, sqlite_file
+from ._stall import StallGuard
 
 __all__ = [
     "CHUNK",
@@ -35,6 +36,7 @@ __all__ = [
     "deadlocked",
     "describe_error",
     "lost_race",
+    "transient",
     "translate_error",
     "unavailable",
 ]
@@ -56,14 +58,31 @@ def chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
 
 def deadlocked(exc: sa.exc.DBAPIError) -> bool:
     """True for a deadlock or serialization failure: the transaction was rolled back whole."""
+    return _error_code(exc) in ("40P01", "40001", 1213)  # PostgreSQL deadlock / serialization; MySQL deadlock
+
+
+_LOCK_TIMEOUTS = ("55P03", "57014", 1205)
+"""PostgreSQL lock_not_available and query_canceled (a statement or lock timeout); MySQL lock wait timeout."""
+
+
+def transient(exc: sa.exc.DBAPIError) -> bool:
+    """True for a failure the same transaction may not meet again: tried anew, on a fresh connection.
+
+    A deadlock or serialization failure, a lock or statement timeout, or a lost
+    connection (SQLAlchemy has invalidated it, so the next try connects anew:
+    a dead server, a restart, or a connection `StallGuard` cut).
+    """
+    return exc.connection_invalidated or deadlocked(exc) or _error_code(exc) in _LOCK_TIMEOUTS
+
+
+def _error_code(exc: sa.exc.DBAPIError) -> object:
     orig = exc.orig
-    code = getattr(orig, "sqlstate", None) or (orig.args[0] if orig is not None and orig.args else None)
-    return code in ("40P01", "40001", 1213)  # PostgreSQL deadlock / serialization; MySQL deadlock
+    return getattr(orig, "sqlstate", None) or (orig.args[0] if orig is not None and orig.args else None)
 
 
 def lost_race(exc: sa.exc.DBAPIError) -> bool:
-    """True when another transaction got there first: a unique violation, or a deadlock."""
-    return isinstance(exc, sa.exc.IntegrityError) or deadlocked(exc)
+    """True when another transaction got there first (a unique violation), or for any `transient` failure."""
+    return isinstance(exc, sa.exc.IntegrityError) or transient(exc)
 
 
 class Database:
@@ -94,6 +113,9 @@ class Database:
         self._lock: AbstractContextManager[Any] = threading.Lock() if self._memory else nullcontext()
         self._schema_lock = threading.Lock()
         self._fork_guard = ForkGuard()
+        self.stall_guard = StallGuard()
+        """The time limit of each write transaction, and of each pre-ping, on a server (`_stall`)."""
+        self.stall_guard.guard_pings(self.engine)
         self._ready = False
         self._closed = False
 
@@ -175,11 +197,19 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
-        """A connection in a transaction, committed at the end (rolled back on an error)."""
+        """A connection in a transaction, committed at the end (rolled back on an error).
+
+        A transaction that waits on the server past the stall guard's limit has
+        its connection cut, and fails as a lost connection (`transient`).
+        """
         if self.read_only:
             # Every write goes through here: a reader's store refuses them all, on every backend.
             raise StoreError(f"This store for {self.where} was opened read-only; it cannot write.")
-        with self.connect() as conn, conn.begin():
+        with (
+            self.connect() as conn,
+            self.stall_guard.watching(conn.connection.dbapi_connection),
+            conn.begin(),
+        ):
             yield conn
 
     def retrying(
@@ -189,7 +219,9 @@ class Database:
 
         Each try is a new transaction: after losing a race (a unique violation)
         the next one must see the winner's row, which MySQL's REPEATABLE READ
-        snapshot of an ongoing transaction would not show. At most `RACE_ATTEMPTS` tries.
+        snapshot of an ongoing transaction would not show. At most `RACE_ATTEMPTS` tries,
+        and two for a lost connection: when the fresh one is lost too the server is
+        down, and the caller (the queue's backoff) decides when to try again.
         """
         attempt = 0
         while True:
@@ -198,7 +230,8 @@ class Database:
                     return work(conn)
             except sa.exc.DBAPIError as exc:
                 attempt += 1
-                if attempt >= RACE_ATTEMPTS or not retry(exc):
+                lost_again = exc.connection_invalidated and attempt >= 2
+                if attempt >= RACE_ATTEMPTS or lost_again or not retry(exc):
                     raise
 
     def _checkout(self) -> sa.Connection:
@@ -256,7 +289,9 @@ def describe_error(exc: BaseException, password: str | None, url: sa.URL | None 
 def translate_error(exc: sa.exc.SQLAlchemyError, operation: str, url: sa.URL) -> StoreError:
     """The code_wake error for a SQLAlchemy error raised while doing `operation`."""
     unreachable = isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
-    cls = StoreUnavailableError if unreachable else StoreError
+    # A value the database refuses (too long, out of range, invalid text) is refused again on every try.
+    refused = isinstance(exc, sa.exc.DataError)
+    cls = StoreUnavailableError if unreachable else StoreRefusedError if refused else StoreError
     return cls(f"Could not {operation} in {masked(url)}: {describe_error(exc, url.password, url)}")
 
 

@@ -25,6 +25,24 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 10
 """Default connect timeout for server databases: a logging library must not hang on a dead host."""
 
+POSTGRESQL_KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+"""libpq's TCP settings: a peer gone silent is noticed in about 25 s while idle (keepalive) and
+30 s while data waits unacknowledged (tcp_user_timeout, ms), not after the system's two hours."""
+
+MYSQL_IO_TIMEOUT_SECONDS = 60
+"""PyMySQL's and mysqlclient's read and write timeouts: their reads otherwise wait forever,
+the connection's handshake included (where `_stall.StallGuard` cannot reach yet)."""
+
+_MYSQL_TIMEOUT_DRIVERS = ("", "pymysql", "mysqldb")
+"""Drivers that take those timeouts ("": the default, mysqlclient); read from the URL's text,
+since asking SQLAlchemy for the driver loads the dialect, which may not exist."""
+
 _DEFAULT_DRIVERS = {
     "postgresql": ("psycopg2", "postgresql+psycopg"),
     "mysql": ("MySQLdb", "mysql+pymysql"),
@@ -109,8 +127,7 @@ def build_engine(url: sa.URL, engine_kwargs: dict[str, Any], read_only: bool = F
             connect_args.setdefault("check_same_thread", False)
     else:
         options.setdefault("pool_pre_ping", True)
-        if "connect_timeout" not in url.query:
-            connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+        _server_timeouts(url, connect_args)
     try:
         engine = sa.create_engine(url, connect_args=connect_args, **options)
     except ImportError as exc:
@@ -131,6 +148,21 @@ def _sqlite_on_read(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA query_only = ON")
     finally:
         cursor.close()
+
+
+def _server_timeouts(url: sa.URL, connect_args: dict[str, Any]) -> None:
+    """Connect, read and keepalive settings for a server database, unless the URL or caller set them."""
+    defaults: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if url.get_backend_name() == "postgresql":
+        defaults.update(POSTGRESQL_KEEPALIVE)
+    elif (
+        url.get_backend_name() in MYSQL_DIALECTS
+        and url.drivername.partition("+")[2] in _MYSQL_TIMEOUT_DRIVERS
+    ):
+        defaults.update(read_timeout=MYSQL_IO_TIMEOUT_SECONDS, write_timeout=MYSQL_IO_TIMEOUT_SECONDS)
+    for key, value in defaults.items():
+        if key not in url.query:
+            connect_args.setdefault(key, value)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:

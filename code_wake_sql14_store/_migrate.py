@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from code_wake.errors import StoreError
+from code_wake.errors import StoreError, StoreRefusedError
 
 from ._counts import rebuild_counts, upsert_statement
 from .schema import (
@@ -67,7 +67,7 @@ def _check_version(conn: sa.Connection, where: str) -> int | None:
         return None
     version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
     if version is not None and version > SCHEMA_VERSION:
-        raise StoreError(
+        raise StoreRefusedError(
             f"The database at {where} has code_wake schema version {version}, newer than this "
             f"code_wake understands ({SCHEMA_VERSION}); upgrade code_wake to use it."
         )

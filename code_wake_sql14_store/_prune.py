@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from code_wake.query import DAY, PruneReport
 
 from ._counts import rebuild_all_time, rebuild_counts
-from ._database import Database, chunks
+from ._database import Database, chunks, transient
 from .schema import ALL_TIME, event_counts, events, events_data, processes, stackframes, stacktraces
 
 __all__ = [
@@ -43,8 +43,7 @@ def prune(db: Database, before_ts: float, batch_size: int) -> PruneReport:
     more, `CHUNK` per transaction.
     """
     removed, data = _prune_events(db, before_ts, batch_size)
-    with db.begin() as conn:
-        recount_after(conn, db.upsert_counts, before_ts)
+    db.retrying(lambda conn: recount_after(conn, db.upsert_counts, before_ts), transient)
     traces, frames = _in_chunks(db, unused_traces, delete_traces)
     idle, _ = _in_chunks(
         db,
@@ -68,10 +67,18 @@ def _prune_events(db: Database, before_ts: float, batch_size: int) -> tuple[int,
             ids = old_event_ids(conn, before_ts, batch_size)
         if not ids:
             return removed, data
-        with db.begin() as conn:
-            for chunk in chunks(ids):
-                gone, rows = delete_events(conn, chunk)
-                removed, data = removed + gone, data + rows
+        # Each transaction is retried whole after a deadlock, a lock timeout or a lost connection.
+        gone, rows = db.retrying(_bound(_delete_all, ids), transient)
+        removed, data = removed + gone, data + rows
+
+
+def _delete_all(conn: sa.Connection, ids: Sequence[int]) -> tuple[int, int]:
+    """Delete these events, a chunk per statement, in the caller's transaction; how many of each went."""
+    removed = data = 0
+    for chunk in chunks(ids):
+        gone, rows = delete_events(conn, chunk)
+        removed, data = removed + gone, data + rows
+    return removed, data
 
 
 def _in_chunks(
@@ -84,10 +91,15 @@ def _in_chunks(
         candidates = find(conn)
     first = second = 0
     for chunk in chunks(candidates):
-        with db.begin() as conn:
-            one, two = delete(conn, chunk)
+        one, two = db.retrying(_bound(delete, chunk), transient)
         first, second = first + one, second + two
     return first, second
+
+
+def _bound(
+    delete: Callable[[sa.Connection, Sequence[int]], tuple[int, int]], ids: Sequence[int]
+) -> Callable[[sa.Connection], tuple[int, int]]:
+    return lambda conn: delete(conn, ids)
 
 
 def old_event_ids(conn: sa.Connection, before_ts: float, size: int) -> list[int]:

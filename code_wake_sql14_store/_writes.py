@@ -18,7 +18,7 @@ from code_wake.records import DataItem, EventRecord, ProcessRecord, StacktraceRe
 
 from ._batch import new_id
 from ._counts import CountRow, add_counts
-from ._database import Database, chunks, deadlocked
+from ._database import Database, chunks, transient
 from ._records import clip, clip_data, event_record, process_values
 from ._traces import StackTraces
 from .schema import LONG_TEXT_LIMIT, NAME_LENGTH, events, events_data, processes, stacktraces
@@ -103,7 +103,7 @@ class EventWriter:
             add_counts(conn, self._db.upsert_counts, _count_rows(ids, rows))
             return ids
 
-        return self._db.retrying(write, deadlocked), rows
+        return self._db.retrying(write, transient), rows
 
     def _insert_event_rows(self, conn: sa.Connection, rows: list[_EventRow]) -> list[int]:
         if len(rows) == 1:

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from code_wake import EventRecord, PendingEvent, Process, QueueSettings, QueueStore, StoreError
+from code_wake.errors import StoreRefusedError
 from code_wake.event import EventPolicy
 from code_wake.testing import MemoryStore
 from code_wake_sql14_store import Sql14QueueStore
@@ -27,6 +28,7 @@ class ControlledStore(MemoryStore):
         self.entered = threading.Event()
         self.failures_left = 0
         self.poison: str | None = None
+        self.refuse: str | None = None
         self.batches: list[int] = []
 
     def insert_events(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
@@ -37,6 +39,8 @@ class ControlledStore(MemoryStore):
             raise StoreError("database is locked")
         if self.poison is not None and any(v == self.poison for e in events for _, v in e.data):
             raise StoreError("value refused")
+        if self.refuse is not None and any(v == self.refuse for e in events for _, v in e.data):
+            raise StoreRefusedError("value refused for good")
         self.batches.append(len(events))
         return super().insert_events(events)
 
@@ -101,9 +105,38 @@ class TestBound:
             for n in range(150):
                 store.submit(event(n))
         stats = store.queue_stats
-        assert stats.pending == 100
+        assert stats.pending == 101  # 100 waiting, and the one held at the gate
         assert stats.dropped == 50
+        assert stats.logged == 151
         assert "events are being dropped" in caplog.text
+
+    def test_bound_is_bytes(self) -> None:
+        """Large events fill the queue by their size, long before its event count."""
+        store = QueuedStore(queue_settings=QueueSettings(max_bytes=200_000))
+        Process(store=store, app_name="app").init()
+        store.gate.clear()
+        store.submit(event(-1))
+        assert store.entered.wait(5)
+        for n in range(100):
+            store.submit(POLICY.build(1, {"n": n, "blob": "x" * 4000}))
+        stats = store.queue_stats
+        assert 40 <= stats.pending < 60
+        assert stats.pending_bytes <= 200_000
+        assert stats.dropped == 101 - stats.pending
+        store.gate.set()
+        assert store.close(timeout=10)
+
+    def test_default_bound_takes_a_burst(self) -> None:
+        """With default settings, 80,000 events logged while the store is stalled are all kept."""
+        store = QueuedStore()
+        Process(store=store, app_name="app").init()
+        store.gate.clear()
+        for n in range(80_000):
+            store.submit(POLICY.build(1, {"worker": "w1", "n": n, "text": "order placed"}))
+        assert store.queue_stats.dropped == 0
+        store.gate.set()
+        assert store.close(timeout=60)
+        assert store.queue_stats.written == 80_000
 
     def test_drops_are_recorded_once_the_store_writes(self, store: QueuedStore) -> None:
         """After a stall, an event records how many were dropped."""
@@ -134,7 +167,7 @@ class TestBound:
             grown = tracemalloc.get_traced_memory()[0] - before
         finally:
             tracemalloc.stop()
-        assert store.queue_stats.pending == 100
+        assert store.queue_stats.pending == 101
         assert grown < 20_000  # bytes, for 20,000 refused events: nothing kept per event
 
 
@@ -158,7 +191,9 @@ class TestFailures:
             for n in range(3):
                 store.submit(event(n))
             assert store.flush(timeout=10)
-        assert store.queue_stats.lost == 3
+        stats = store.queue_stats
+        assert stats.lost == stats.dropped == 3
+        assert stats.logged == stats.pending + stats.written + stats.dropped + stats.rejected
         assert "given up" in caplog.text
         store.failures_left = 0
         store.close()
@@ -182,6 +217,17 @@ class TestFailures:
         assert stored_ns(store) == ["0", "1", "2", "3", "5", "6", "7"]
         assert store.queue_stats.rejected == 1
 
+    def test_refusal_is_not_retried(self, store: QueuedStore) -> None:
+        """An event the store refuses for good is rejected at once: no retries, its neighbours written."""
+        store.refuse = "4"
+        for n in range(8):
+            store.submit(event(n))
+        assert store.flush(timeout=30)
+        assert stored_ns(store) == ["0", "1", "2", "3", "5", "6", "7"]
+        stats = store.queue_stats
+        assert (stats.rejected, stats.retries) == (1, 0)
+        assert stats.logged == stats.written + stats.rejected
+
     def test_dead_worker_is_restarted(self, store: QueuedStore) -> None:
         """If the worker dies anyway, the next event starts a new one."""
 
@@ -196,14 +242,14 @@ class TestFailures:
 
         store.insert_events = die_once  # type: ignore[method-assign]
         store.submit(event(1))
-        first = store._queue_worker
+        first = store.queue.worker
         assert first is not None
         first.join(5)
         assert not first.is_alive()
         assert store.queue_stats.lost == 1
         store.submit(event(2))
         assert store.flush(timeout=5)
-        assert store._queue_worker is not first
+        assert store.queue.worker is not first
         assert stored_ns(store) == ["2"]
 
     def test_flush_is_honest_about_its_deadline(self, store: QueuedStore) -> None:

@@ -105,7 +105,7 @@ def test_child_work_runs_in_phase_order(tmp_path: Path) -> None:
         def recorder(phase):
             def record():
                 done = (
-                    store._queue_worker is None,
+                    store.queue.worker is None,
                     store._registered_lock is not parent_store_lock,
                     proc.info.pid == os.getpid(),
                     code_wake.logging._configured.lock is not parent_handler_lock,

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from code_wake import Process
-from code_wake_sql14_store import Sql14QueueStore
+from code_wake_sql14_store import Sql14QueueStore, Sql14Store
 
 from .helpers import REPO, rows, run_python
 
@@ -34,6 +34,41 @@ THREADS_THEN_EXIT = """
 """
 
 
+BURST_THEN_EXIT = """
+    import threading
+    import code_wake
+    from code_wake_sql14_store import Sql14QueueStore
+
+    proc = code_wake.Process(store=Sql14QueueStore({url!r}), app_name="burst")
+
+    def work(worker):
+        for n in range(10_000):
+            proc.log({{"worker": str(worker), "n": str(n), "text": "order placed"}})
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(proc.store.queue_stats.dropped)
+"""
+
+HANDLERS_AGAINST_A_DEAD_STORE = """
+    import logging
+    from code_wake import CodeWakeHandler
+
+    for name in ("a", "b", "c"):
+        logger = logging.getLogger(name)
+        logger.addHandler(CodeWakeHandler(
+            store="code_wake_sql14_store,Sql14Store",
+            store_config="postgresql+psycopg://someone@127.0.0.1:1/nowhere",
+            app_name="dead-store",
+        ))
+        logger.warning("the store is down (%s)", name)
+    print("logged")
+"""
+
+
 def count_events(url: str) -> int:
     ((count,),) = rows(url, "SELECT count(*) FROM events")
     return int(str(count))
@@ -49,6 +84,28 @@ class TestExit:
         """The same against a PostgreSQL server."""
         run_python(THREADS_THEN_EXIT.format(url=postgresql_url), tmp_path)
         assert count_events(postgresql_url) == 2000
+
+    def test_burst_then_exit_loses_nothing_sqlite(self, tmp_path: Path, sqlite_url: str) -> None:
+        """Eight threads log 80,000 events with default settings and exit without flushing: all are stored."""
+        dropped = run_python(BURST_THEN_EXIT.format(url=sqlite_url), tmp_path, timeout=120)
+        assert dropped.strip() == "0"
+        assert count_events(sqlite_url) == 80_000
+
+    def test_one_exit_deadline_for_every_door(self, tmp_path: Path) -> None:
+        """Three handlers against a dead store share one exit deadline; the exit line counts events."""
+        script = tmp_path / "program.py"
+        script.write_text(textwrap.dedent(HANDLERS_AGAINST_A_DEAD_STORE))
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO), "CODE_WAKE_QUEUE_EXIT_TIMEOUT": "1"},
+            capture_output=True,
+            text=True,
+            timeout=8,  # each of the six flushes and closes used to wait its own timeout
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "3 of 3 events not written: 3 not yet written" in done.stderr
 
     def test_exit_after_logging_shutdown(self, tmp_path: Path, sqlite_url: str) -> None:
         """logging.shutdown() before the end does not stop the exit flush, nor hang it."""
@@ -102,7 +159,7 @@ class TestExit:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "logged"
-        assert "events not yet written" in done.stderr
+        assert "1000 of 1000 events not written: 1000 not yet written" in done.stderr
         assert "s3cret" not in done.stderr
 
 
@@ -192,3 +249,42 @@ class TestLockedDatabase:
         assert count_events(url) == 100
         assert store.queue_stats.lost == 0
         store.close()
+
+
+class TestFlood:
+    def test_flood_against_a_locked_database_stays_bounded(self, tmp_path: Path) -> None:
+        """300,000 events of 1 KB into a SQLite file locked by another connection: memory grows < 200 MB."""
+        path = tmp_path / "locked.sqlite"
+        with Sql14Store(f"sqlite:///{path}") as schema_maker:
+            schema_maker.get_app_by_name("creates the schema")
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            out = run_python(
+                f"""
+                import resource
+                import code_wake
+                from code_wake_sql14_store import Sql14QueueStore
+
+                store = Sql14QueueStore({f"sqlite:///{path}"!r})
+                proc = code_wake.Process(store=store, app_name="flood")
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                blob = "x" * 1024
+                for n in range(300_000):
+                    proc.log({{"n": str(n), "blob": blob}})
+                grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+                stats = store.queue_stats
+                print(grown_kb, stats.pending, stats.dropped, stats.logged)
+                """,
+                tmp_path,
+                env={"CODE_WAKE_QUEUE_EXIT_TIMEOUT": "0.5"},
+                timeout=300,
+            )
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        grown_kb, pending, dropped, logged = map(int, out.split())
+        assert grown_kb < 200 * 1024
+        assert logged == 300_000
+        assert pending + dropped == logged  # nothing could be written
+        assert dropped > 0
