@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, TypeAlias
 
 from ._text import fold_key, safe_repr, value_text
 from .records import ProcessInfo
-from .stack_trace import RawFrame, capture_caller, capture_exception, exception_type_name
+from .stack_trace import RawFrame, capture_caller, capture_exception, chained_exceptions, exception_type_name
 
 __all__ = [
     "DEFAULT_MAX_KEY_LENGTH",
@@ -27,6 +27,7 @@ __all__ = [
     "FILTERED",
     "EventData",
     "EventPolicy",
+    "ExcChain",
     "PendingEvent",
     "ProcessRef",
     "data_digest",
@@ -39,6 +40,9 @@ ProcessRef: TypeAlias = "ProcessInfo | int"
 """Whose event it is: a stored process id, or a process the store has not registered yet."""
 
 Pairs: TypeAlias = tuple[tuple[str, "str | None"], ...]
+
+ExcChain: TypeAlias = tuple[tuple[str, str], ...]
+"""An exception's chained causes and contexts as ``(type, message)`` pairs, outermost first."""
 
 DEFAULT_MAX_VALUE_LENGTH = 8192
 """Characters kept of one value (and of an exception message) before truncation."""
@@ -101,6 +105,8 @@ class PendingEvent(NamedTuple):
     frames: tuple[RawFrame, ...] | None = None
     exc_type: str | None = None
     exc_message: str | None = None
+    exc_chain: ExcChain = ()
+    """The chained exceptions' types and messages, outermost first (their frames' markers, in order)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +146,17 @@ class EventPolicy:
         when = _now() if when_ts is None else float(when_ts)
         pairs = self.normalise(data) if data else ()
         if exc is None:
-            return _new_event(PendingEvent, (process, when, pairs, frames, None, None))
+            return _new_event(PendingEvent, (process, when, pairs, frames, None, None, ()))
         message = self.clean_text(_safe_str(exc))
-        return _new_event(PendingEvent, (process, when, pairs, frames, exception_type_name(exc), message))
+        kind, chain = exception_type_name(exc), self.exception_chain(exc)
+        return _new_event(PendingEvent, (process, when, pairs, frames, kind, message, chain))
+
+    def exception_chain(self, exc: BaseException) -> ExcChain:
+        """The types and cleaned messages of the exceptions chained to `exc`, outermost first."""
+        if exc.__cause__ is None and exc.__context__ is None:
+            return ()
+        clean = self.clean_text
+        return tuple((exception_type_name(e), clean(_safe_str(e))) for e in chained_exceptions(exc))
 
     def normalise(self, data: EventData) -> Pairs:
         """Data as ``(str key, str-or-None value)`` pairs, secrets filtered."""
