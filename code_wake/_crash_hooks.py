@@ -107,9 +107,10 @@ def record_crash(exc: BaseException | None, hook: str, extra: Mapping[str, objec
 
 def _find_process() -> Process | None:
     """The live Process, else the one a handler's settings configure; None if code_wake is not set up."""
-    from .logging import process_for_crash  # code_wake.logging imports the Process: no cycle at import
+    # Imported here: code_wake.logging imports process.py, which imports this module.
+    from .logging import _process_for_crash
 
-    return process_for_crash()
+    return _process_for_crash()
 
 
 def _record(exc: BaseException, hook: str, extra: Mapping[str, object]) -> None:

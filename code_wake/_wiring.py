@@ -5,7 +5,7 @@ record. If the first event comes from another door (the structlog
 processor, a crash hook), the Process it creates must be the one that
 handler's arguments describe, not one built from the configuration alone
 (which would leave the handler's store unused). So every handler is noted
-here when made; `code_wake.logging.door_process` asks for them.
+here when made; `code_wake.logging._door_process` asks for them.
 """
 
 from __future__ import annotations

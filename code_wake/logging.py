@@ -32,7 +32,7 @@ from .event import EventData
 from .process import Process
 from .store import Store
 
-__all__ = ["RECORD_ATTRIBUTES", "CodeWakeHandler", "door_process", "process_for_crash"]
+__all__ = ["RECORD_ATTRIBUTES", "CodeWakeHandler"]
 
 RECORD_ATTRIBUTES: frozenset[str] = frozenset(
     [
@@ -308,7 +308,7 @@ def _items(data: EventData) -> list[tuple[Any, Any]]:
     return list(data.items()) if isinstance(data, Mapping) else list(data)
 
 
-def door_process() -> Process:
+def _door_process() -> Process:
     """The Process a door without settings of its own records through.
 
     The live one; else the one the first handler made with settings describes
@@ -325,11 +325,11 @@ def door_process() -> Process:
     return Process()
 
 
-def process_for_crash() -> Process | None:
+def _process_for_crash() -> Process | None:
     """The Process a crash hook records through; None when nothing configured code_wake."""
     if Process.current() is None and not _wiring.armed_handlers():
         return None
-    return door_process()
+    return _door_process()
 
 
 def _resolve(settings: _Settings) -> Process:
@@ -340,7 +340,7 @@ def _resolve(settings: _Settings) -> Process:
     the disagreement is reported once on the ``code_wake`` logger.
     """
     if settings.is_empty():
-        return door_process()
+        return _door_process()
     with _configured.lock:
         live = Process.current()
         if live is None:

@@ -120,6 +120,7 @@ class Process:
         self._fqdn = _fqdn()
         self._register_lock = threading.Lock()
         self._start_run()
+        # Whether uncaught exceptions are recorded (crashes.record; docs/crashes.md).
         self.record_crashes = config.record_crashes
         if self.record_crashes:
             _crash_hooks.arm()

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from .records import EventRecord, StacktraceRecord
 from .stack_trace import CAUSE_MARKER, CONTEXT_MARKER
 
-__all__ = ["format_event_exception", "format_stacktrace"]
+__all__ = ["chain_messages", "format_event_exception", "format_stacktrace"]
 
 _CHAIN_TEXT = {
     CAUSE_MARKER: "The above exception was the direct cause of the following exception:",
@@ -24,20 +24,26 @@ def format_stacktrace(trace: StacktraceRecord, chain: Sequence[tuple[str, str]] 
     return "".join(_lines(trace, chain))
 
 
-def _chain_lines(trace: StacktraceRecord, chain: Sequence[tuple[str, str]]) -> Iterator[str]:
-    """The ``Type: message`` line of each chain marker of `trace`, outermost first.
+def chain_messages(trace: StacktraceRecord, chain: Sequence[tuple[str, str]]) -> list[str | None]:
+    """The message of each chain marker of `trace`, outermost first; None where it is not known.
 
     A trace cut by ``st_len`` keeps the innermost markers: they are the last
-    of `chain`. A message whose type does not match its marker is not shown.
+    of `chain`. A message whose type does not match its marker is not used.
     """
     markers = [frame for frame in reversed(trace.stackframes) if frame.filename in _CHAIN_TEXT]
     known = list(chain[-len(markers) :]) if markers and len(chain) >= len(markers) else []
-    for n, frame in enumerate(markers):
+    if not known:
+        return [None] * len(markers)
+    pairs = zip(markers, known, strict=True)
+    return [message or None if kind == frame.src else None for frame, (kind, message) in pairs]
+
+
+def _chain_lines(trace: StacktraceRecord, chain: Sequence[tuple[str, str]]) -> Iterator[str]:
+    """The ``Type: message`` line of each chain marker of `trace`, outermost first."""
+    markers = (frame for frame in reversed(trace.stackframes) if frame.filename in _CHAIN_TEXT)
+    for frame, message in zip(markers, chain_messages(trace, chain), strict=True):
         name = frame.src or "Exception"
-        if known and known[n][0] == name and known[n][1]:
-            yield f"{name}: {known[n][1]}"
-        else:
-            yield name
+        yield f"{name}: {message}" if message else name
 
 
 def _lines(trace: StacktraceRecord, chain: Sequence[tuple[str, str]]) -> Iterator[str]:

@@ -15,7 +15,7 @@ import pytest
 
 import code_wake
 from code_wake import ConfigError, EventRecord, PendingEvent, Process, QueueStore, StoreError, _ours
-from code_wake.logging import RECORD_ATTRIBUTES, CodeWakeHandler, door_process
+from code_wake.logging import RECORD_ATTRIBUTES, CodeWakeHandler, _door_process
 from code_wake.testing import MemoryStore
 from code_wake_sql14_store import Sql14Store
 
@@ -320,7 +320,7 @@ class TestWhichProcess:
         """A door without settings, used before a handler's first record, takes that handler's settings."""
         handler = CodeWakeHandler(store_config=sqlite_url, app_name="first-by-handler")
         logging.getLogger().addHandler(handler)
-        process = door_process()
+        process = _door_process()
         assert process.app_name == "first-by-handler"
         logging.getLogger("mine").warning("stored")
         assert [e.data_dict()["message"] for e in stored(sqlite_url)] == ["stored"]

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import REPO
+from .helpers import REPO, run_command
 
 
 def run(args: list[str], data_home: Path) -> str:
-    done = subprocess.run(
-        args,
-        env={**os.environ, "PYTHONPATH": str(REPO), "XDG_DATA_HOME": str(data_home)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return run_command(args, env={"XDG_DATA_HOME": str(data_home)})
 
 
 def test_demo_shows_the_cause_with_its_message(tmp_path: Path) -> None:

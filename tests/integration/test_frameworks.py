@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO, rows
+from .helpers import REPO, rows, run_command
 
 EXAMPLES = REPO / "examples" / "frameworks"
 
@@ -29,17 +29,7 @@ def messages(url: str) -> dict[str, str | None]:
 
 
 def run_example(name: str, url: str, cwd: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), url],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return run_command([sys.executable, str(EXAMPLES / name), url], cwd=cwd)
 
 
 def test_django_logging_setting(tmp_path: Path, sqlite_url: str) -> None:
