@@ -95,13 +95,13 @@ URL = os.environ["URL"]
 """
 
 
-def run(code: str, cwd: Path, url: str) -> subprocess.CompletedProcess[str]:
+def run(code: str, cwd: Path, url: str, **env: str) -> subprocess.CompletedProcess[str]:
     script = cwd / "program.py"
     script.write_text(code)
     done = subprocess.run(
         [sys.executable, str(script)],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO), "URL": url},
+        env={**os.environ, "PYTHONPATH": str(REPO), "URL": url, **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -166,6 +166,35 @@ def test_direct_process_with_both_doors(tmp_path: Path, sqlite_url: str, first: 
         + CALLS[second]
     )
     run(code, tmp_path, sqlite_url)
+    assert stored(sqlite_url) == EVERYTHING
+
+
+def test_processor_alone(tmp_path: Path, sqlite_url: str) -> None:
+    """The processor without any handler records into the configured store."""
+    code = PRELUDE + textwrap.dedent(STRUCTLOGS["processor"]) + CALLS["structlog"]
+    env = {
+        "CODE_WAKE_STORE_ADAPTER": "code_wake_sql14_store,Sql14Store",
+        "CODE_WAKE_STORE_CONFIG": sqlite_url,
+    }
+    run(code, tmp_path, sqlite_url, CODE_WAKE_APP_NAME="shop", **env)
+    assert stored(sqlite_url) == [("from structlog", "shop")]
+
+
+@pytest.mark.parametrize("handler_way", sorted(HANDLERS))
+def test_handler_alone_through_processor_formatter(tmp_path: Path, sqlite_url: str, handler_way: str) -> None:
+    """structlog through ProcessorFormatter with no processor: the handler records both calls."""
+    setup = """
+        structlog.configure(
+            processors=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            ],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+        )
+    """
+    code = PRELUDE + textwrap.dedent(HANDLERS[handler_way]) + textwrap.dedent(setup)
+    run(code + CALLS["structlog"] + CALLS["stdlib"], tmp_path, sqlite_url)
     assert stored(sqlite_url) == EVERYTHING
 
 
