@@ -251,4 +251,5 @@ def _event(found: Any, owner: ProcessRecord | None = None, sent: PendingEvent | 
         exc_type=getattr(found, "exc_type", None) or (sent.exc_type if sent is not None else None),
         exc_message=getattr(found, "exc_message", None) or (sent.exc_message if sent is not None else None),
         digest=getattr(found, "digest", None),
+        exc_chain=getattr(found, "exc_chain", None) or (sent.exc_chain if sent is not None else ()),
     )

@@ -192,6 +192,7 @@ def event_json(event: EventRecord, whole: bool = False) -> dict[str, Any]:
             "digest": event.stacktrace.digest.hex(),
             "frames": [_frame_json(frame) for frame in event.stacktrace.stackframes],
         }  # fmt: skip
+        found["exc_chain"] = [[kind, message] for kind, message in event.exc_chain]
         found["traceback"] = format_event_exception(event) or None
     return found
 

@@ -3,12 +3,16 @@
 Logging must never raise into the app, yet a silent failure is worse: each
 kind of problem is counted, and reported through the ``code_wake`` logger at
 most once per interval with the count since the last report. With no handler
-configured, the logging module's last resort prints it on stderr.
+configured, the logging module's last resort prints it on stderr; when the
+only handlers it would reach are code_wake's own (which never record
+code_wake's reports), it is printed on stderr here, so it is seen somewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -40,6 +44,30 @@ def report_problem(kind: str, message: str, exc: BaseException | None = None) ->
     suffix = "" if times == 1 else f" ({times} times since the last report)"
     detail = "" if exc is None else f": {type(exc).__name__}: {exc}"
     logger.warning("code_wake: %s%s%s", message, detail, suffix)
+    if logger.isEnabledFor(logging.WARNING) and not _shown_by_logging(logger):
+        _print(f"code_wake: {message}{detail}{suffix}")
+
+
+def _shown_by_logging(start: logging.Logger) -> bool:
+    """True when a WARNING of `start` reaches a handler other than code_wake's, or the last resort.
+
+    Follows the handler lookup of `logging.Logger.callHandlers`.
+    """
+    found = 0
+    current: logging.Logger | None = start
+    while current is not None:
+        for handler in current.handlers:
+            found += 1
+            if not getattr(handler, "code_wake_door", False) and handler.level <= logging.WARNING:
+                return True
+        current = current.parent if current.propagate else None
+    return found == 0 and logging.lastResort is not None
+
+
+def _print(line: str) -> None:
+    # stderr closed or gone: nowhere is left to say it.
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
 
 
 def counts() -> dict[str, int]:

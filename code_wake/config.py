@@ -261,6 +261,7 @@ _SETTINGS: tuple[_Setting, ...] = (
         "CODE_WAKE_QUEUE_SYNC_TIMEOUT",
         _positive_number_text,
     ),
+    _Setting("crashes.record", "record_crashes", _bool_value, "CODE_WAKE_RECORD_CRASHES", _bool_text),
 )
 
 _Tree: TypeAlias = "dict[str, _Tree | _Setting]"
@@ -498,6 +499,7 @@ class Config:
     queue_retry_for: float = _QUEUE_DEFAULTS.retry_for
     queue_exit_timeout: float = _QUEUE_DEFAULTS.exit_timeout
     queue_sync_timeout: float = _QUEUE_DEFAULTS.sync_timeout
+    record_crashes: bool = True
     origins: Mapping[str, str] = field(default_factory=dict)
     data_dir: Path | None = None
 

@@ -22,7 +22,7 @@ from ._report import report_problem
 from ._scrub import FILTERED, Scrubber
 from ._text import safe_repr
 from .records import ProcessInfo
-from .stack_trace import RawFrame, capture_caller, capture_exception, exception_type_name
+from .stack_trace import RawFrame, capture_caller, capture_exception, chained_exceptions, exception_type_name
 
 __all__ = [
     "DEFAULT_MAX_KEY_LENGTH",
@@ -32,6 +32,7 @@ __all__ = [
     "BeforeRecord",
     "EventData",
     "EventPolicy",
+    "ExcChain",
     "PendingEvent",
     "ProcessRef",
     "data_digest",
@@ -44,6 +45,9 @@ ProcessRef: TypeAlias = "ProcessInfo | int"
 """Whose event it is: a stored process id, or a process the store has not registered yet."""
 
 Pairs: TypeAlias = tuple[tuple[str, "str | None"], ...]
+
+ExcChain: TypeAlias = tuple[tuple[str, str], ...]
+"""An exception's chained causes and contexts as ``(type, message)`` pairs, outermost first."""
 
 DEFAULT_MAX_VALUE_LENGTH = 8192
 """Characters kept of one value (and of an exception message) before truncation."""
@@ -128,6 +132,8 @@ class PendingEvent(NamedTuple):
     frames: tuple[RawFrame, ...] | None = None
     exc_type: str | None = None
     exc_message: str | None = None
+    exc_chain: ExcChain = ()
+    """The chained exceptions' types and messages, outermost first (their frames' markers, in order)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +185,17 @@ class EventPolicy:
         when = _now() if when_ts is None else float(when_ts)
         pairs = self.normalise(data) if data else ()
         if exc is None:
-            return _new_event(PendingEvent, (process, when, pairs, frames, None, None))
+            return _new_event(PendingEvent, (process, when, pairs, frames, None, None, ()))
         message = self.clean_text(self._scrubber.text(_safe_str(exc)))
-        return _new_event(PendingEvent, (process, when, pairs, frames, exception_type_name(exc), message))
+        kind, chain = exception_type_name(exc), self.exception_chain(exc)
+        return _new_event(PendingEvent, (process, when, pairs, frames, kind, message, chain))
+
+    def exception_chain(self, exc: BaseException) -> ExcChain:
+        """Type and cleaned, secret-filtered message of each exception chained to `exc`, outermost first."""
+        if exc.__cause__ is None and exc.__context__ is None:
+            return ()
+        clean, scrub = self.clean_text, self._scrubber.text
+        return tuple((exception_type_name(e), clean(scrub(_safe_str(e)))) for e in chained_exceptions(exc))
 
     def _with_bad_exc(self, data: EventData, exc: object) -> EventData:
         """The data with a bad `exc` (a class, a string) kept as its value ``exc``; reported, rate-limited."""

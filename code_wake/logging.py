@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from . import _ours
+from . import _crash_hooks, _ours, _wiring
 from ._adapters import DEFAULT_ADAPTER, build_store, parse_adapter
 from ._doors import exception_of, fields_of, merged, record_fields
 from ._fork import ForkPhase, at_fork_in_child
@@ -153,6 +153,9 @@ class CodeWakeHandler(logging.Handler):
     never recorded (`code_wake._ours` decides what is code_wake's own).
     """
 
+    code_wake_door = True
+    """Marks code_wake's own handler: it never shows code_wake's reports (`code_wake._report`)."""
+
     def __init__(
         self,
         level: int | str = logging.WARNING,
@@ -170,6 +173,9 @@ class CodeWakeHandler(logging.Handler):
         self._process: Process | None = None
         self._sync = False
         super().__init__(level)
+        # Made means configured: the other doors and the crash hooks find this handler's settings.
+        _wiring.arm(self)
+        _crash_hooks.arm()
 
     # -- the caller's path ---------------------------------------------------------------
 
@@ -302,32 +308,78 @@ def _items(data: EventData) -> list[tuple[Any, Any]]:
     return list(data.items()) if isinstance(data, Mapping) else list(data)
 
 
+def _door_process() -> Process:
+    """The Process a door without settings of its own records through.
+
+    The live one; else the one the first handler made with settings describes
+    (so a structlog call or a crash before that handler's first record does
+    not configure code_wake from the configuration alone); else the
+    configuration's.
+    """
+    live = Process.current()
+    if live is not None:
+        return live
+    for handler in _wiring.armed_handlers():
+        if not handler._settings.is_empty():
+            return _resolve(handler._settings)
+    return Process()
+
+
+def _process_for_crash() -> Process | None:
+    """The Process a crash hook records through; None when nothing configured code_wake."""
+    if Process.current() is None and not _wiring.armed_handlers():
+        return None
+    return _door_process()
+
+
 def _resolve(settings: _Settings) -> Process:
-    """The Process this handler records through, configuring it from `settings` if none is live."""
+    """The Process this handler records through, configuring it from `settings` if none is live.
+
+    When the live Process disagrees with `settings` (another store, another
+    app), the first configuration wins: records go to the live Process and
+    the disagreement is reported once on the ``code_wake`` logger.
+    """
     if settings.is_empty():
-        return Process()
-    if settings.store is not None:
-        # Process itself refuses a store object other than the live one.
-        return Process(**settings.process_args(), store=settings.store)
+        return _door_process()
     with _configured.lock:
         live = Process.current()
         if live is None:
             return _configure(settings)
-        configured = _configured.settings_of(live)
-        same_store = configured is not None and configured.store_key() == settings.store_key()
-        if settings.names_a_store() and not same_store:
-            raise _conflict(configured, settings)
-        return Process(**settings.process_args())
+        problem = _disagreement(live, settings)
+    if problem is not None:
+        _report_once(problem)
+    return live
+
+
+def _disagreement(live: Process, settings: _Settings) -> str | None:
+    configured = _configured.settings_of(live)
+    same_store = configured is not None and configured.store_key() == settings.store_key()
+    if settings.names_a_store() and not same_store:
+        return str(_conflict(configured, settings))
+    try:
+        Process(**settings.process_args(), store=settings.store)
+    except ConfigError as exc:
+        return f"CodeWakeHandler({settings.describe()}): {exc} Recording through the live Process."
+    return None
+
+
+_reported: set[str] = set()
+
+
+def _report_once(problem: str) -> None:
+    if problem not in _reported:
+        _reported.add(problem)
+        report_problem("handler-conflict", problem)
 
 
 def _configure(settings: _Settings) -> Process:
     """Create the Process from `settings`; remember that we did, so equal settings share it."""
-    store = settings.build_store() if settings.names_a_store() else None
+    built = settings.build_store() if settings.names_a_store() else None
     try:
-        process = Process(**settings.process_args(), store=store)
+        process = Process(**settings.process_args(), store=settings.store or built)
     except Exception:
-        if store is not None:
-            store.close()
+        if built is not None:
+            built.close()
         raise
     _configured.remember(process, settings)
     return process
@@ -337,7 +389,8 @@ def _conflict(other: _Settings | None, settings: _Settings) -> ConfigError:
     by = f"another CodeWakeHandler ({other.describe()})" if other else "Process(...) or the configuration"
     return ConfigError(
         f"code_wake.Process is already configured with a store by {by}; this CodeWakeHandler asks for "
-        f"{settings.describe()}. Name the store in one place, or call code_wake.Process.reset() first."
+        f"{settings.describe()} and records into the live Process's store instead. Name the store in "
+        "one place, or call code_wake.Process.reset() first."
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import ClassVar
 
+from . import _crash_hooks, _wiring
 from ._fork import ForkPhase, at_fork_in_child
 from ._legacy_store import LEGACY_METHODS, LegacyStore, is_legacy_adapter
 from ._report import report_problem
@@ -91,6 +92,8 @@ class Process:
         """
         with cls._instance_lock:
             cls._instance = None
+        # Handlers made before the reset are not the new configuration's.
+        _wiring.forget()
 
     # -- configuration ---------------------------------------------------------
 
@@ -118,6 +121,10 @@ class Process:
         self._fqdn = _fqdn()
         self._register_lock = threading.Lock()
         self._start_run()
+        # Whether uncaught exceptions are recorded (crashes.record; docs/crashes.md).
+        self.record_crashes = config.record_crashes
+        if self.record_crashes:
+            _crash_hooks.arm()
 
     def _start_run(self) -> None:
         """A new run: at start, and again in a forked child."""
@@ -273,6 +280,8 @@ class Process:
         try:
             if inc_st is None:
                 inc_st = self.st_from_exceptions if exc is not None else self.st_for_non_exceptions
+            if exc is not None and not _crash_hooks.note_logged(exc) and not sync:
+                return None  # a crash hook recorded it already (asyncio's handler logs it after)
             record = self._record
             policy = self._policy
             built = policy.build(

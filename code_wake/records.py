@@ -126,6 +126,8 @@ class EventRecord:
     exc_type: str | None = None
     exc_message: str | None = None
     digest: bytes | None = field(default=None, repr=False)
+    exc_chain: tuple[tuple[str, str], ...] = ()
+    """The chained causes and contexts as ``(type, message)``, outermost first (schema 3; older: empty)."""
 
     def data_dict(self) -> dict[str, str | None]:
         """The data as a dict; where a key repeats, its last value wins."""

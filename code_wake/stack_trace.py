@@ -28,6 +28,7 @@ __all__ = [
     "bencode",
     "capture_caller",
     "capture_exception",
+    "chained_exceptions",
     "exception_type_name",
     "frames_from_st_data",
     "package_dir",
@@ -123,6 +124,15 @@ def capture_exception(exc: BaseException, st_len: int | None = None) -> tuple[Ra
             parts.append(RawFrame(marker, 0, None, exception_type_name(linked)))
     limit = _limit(st_len)
     return tuple(parts[-limit:]) if len(parts) > limit else tuple(parts)
+
+
+def chained_exceptions(exc: BaseException) -> tuple[BaseException, ...]:
+    """The exceptions chained to `exc` (causes and contexts), outermost first, as the trace's markers run.
+
+    Their messages are kept beside the event, not in the frames, so that the
+    trace's digest (and its deduplication) does not depend on them.
+    """
+    return tuple(linked for linked, _ in reversed(_chain(exc)[1:]))
 
 
 def _chain(exc: BaseException) -> list[tuple[BaseException, str | None]]:

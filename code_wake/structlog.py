@@ -21,6 +21,7 @@ from typing import Any, TypeAlias
 from . import _ours
 from ._doors import fields_of, merged, shared_fields
 from ._report import report_problem
+from .logging import _door_process
 from .process import Process
 
 __all__ = ["CodeWakeProcessor", "EventDict"]
@@ -103,7 +104,7 @@ class CodeWakeProcessor:
         process = self._process
         # Process.reset() (tests, reconfiguring programs) must not leave us writing to the old one.
         if process is None or process is not Process.current():
-            process = self._process = Process()
+            process = self._process = _door_process()
         return process
 
 

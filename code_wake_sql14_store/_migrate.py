@@ -15,7 +15,9 @@ DDL cannot be rolled back) is finished by the next one:
 - from 1 to 2: the copies of app, version and environment on ``events`` and
   of the time on ``events_data`` are added and filled in from the rows they
   copy, the two indexes whose columns changed are made again, and
-  ``event_counts`` is created and counted from ``events``.
+  ``event_counts`` is created and counted from ``events``;
+- from 2 to 3: ``events.exc_chain`` is added, null for the events already
+  there.
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ def _create_or_upgrade(conn: sa.Connection, version: int | None) -> None:
         metadata.create_all(conn, checkfirst=False)
     else:
         _upgrade(conn, version or 0)
+        if (version or 0) < 3:
+            _add_exception_chains(conn)
     conn.execute(sa.delete(schema_version))
     conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
 
@@ -148,6 +152,12 @@ def _upgrade(conn: sa.Connection, version: int) -> None:
         # After the version repair: events copy their process's (repaired) version.
         _fill_copied_columns(conn)
         rebuild_counts(conn, upsert_statement(conn.dialect))
+
+
+def _add_exception_chains(conn: sa.Connection) -> None:
+    """Schema 3: ``events.exc_chain``; null for the events stored before (their chains' messages are gone)."""
+    if "exc_chain" not in {c["name"] for c in sa.inspect(conn).get_columns(events.name)}:
+        _add_column(conn, events.c.exc_chain)
 
 
 def _replace_index(conn: sa.Connection, table_name: str, index_name: str) -> bool:

@@ -6,8 +6,9 @@ import; SQLAlchemy caches their compiled form by statement.
 
 from __future__ import annotations
 
+import json
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
@@ -40,6 +41,8 @@ __all__ = [
     "Row",
     "app_record",
     "app_vsn_record",
+    "chain_of",
+    "chain_text",
     "clip",
     "clip_data",
     "column_getter",
@@ -179,7 +182,27 @@ def event_record(
         exc_type=row.exc_type,
         exc_message=row.exc_message,
         digest=None if row.digest is None else bytes(row.digest),
+        exc_chain=chain_of(getattr(row, "exc_chain", None)),
     )
+
+
+def chain_text(chain: Sequence[tuple[str, str]]) -> str | None:
+    """``events.exc_chain``: the chain as a JSON list of ``[type, message]``; None for no chain."""
+    if not chain:
+        return None
+    text: str | None = clip(json.dumps([list(link) for link in chain], ensure_ascii=False), LONG_TEXT_LIMIT)
+    return text
+
+
+def chain_of(text: str | None) -> tuple[tuple[str, str], ...]:
+    """The chain stored by `chain_text`; empty for null, or for a value clipped or written by hand."""
+    if not text:
+        return ()
+    try:
+        links: list[list[str]] = json.loads(text)
+        return tuple((str(kind), str(message)) for kind, message in links)
+    except (ValueError, TypeError):
+        return ()
 
 
 def app_record(row: Row) -> AppRecord:

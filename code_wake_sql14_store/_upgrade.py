@@ -37,5 +37,7 @@ def plan(conn: sa.Connection) -> list[str]:
             "copy app, version and environment onto events and the time onto events_data, "
             "remake two indexes, count events into event_counts (long on a large database)"
         )
+    if int(version or 0) < 3:
+        steps.append("add the column events.exc_chain (chained exceptions' messages; no rows rewritten)")
     steps.append(f"record schema version {SCHEMA_VERSION}")
     return steps

@@ -19,7 +19,7 @@ from code_wake.records import DataItem, EventRecord, ProcessRecord, StacktraceRe
 from ._batch import new_id
 from ._counts import CountRow, add_counts
 from ._database import Database, chunks, transient
-from ._records import clip, clip_data, event_record, process_values
+from ._records import chain_text, clip, clip_data, event_record, process_values
 from ._traces import StackTraces
 from .schema import LONG_TEXT_LIMIT, NAME_LENGTH, events, events_data, processes, stacktraces
 
@@ -39,6 +39,7 @@ class _EventRow(NamedTuple):
     stacktrace_id: int | None
     exc_type: str | None
     exc_message: str | None
+    exc_chain: str | None
     app_id: int
     app_vsn_id: int | None
     environment_id: int | None
@@ -149,6 +150,7 @@ def _event_row(event: PendingEvent, owner: ProcessRecord, trace: StacktraceRecor
         None if trace is None else trace.id,
         clip(event.exc_type, NAME_LENGTH),
         clip(event.exc_message, LONG_TEXT_LIMIT),
+        chain_text(event.exc_chain),
         owner.app.id,
         None if owner.app_vsn is None else owner.app_vsn.id,
         None if owner.environment is None else owner.environment.id,

@@ -48,8 +48,9 @@ __all__ = [
     "stacktraces",
 ]
 
-SCHEMA_VERSION = 2
-"""The schema this code writes; 0 is pycodewake 0.2's (no version table), 1 had no event_counts."""
+SCHEMA_VERSION = 3
+"""The schema this code writes; 0 is pycodewake 0.2's (no version table), 1 had no event_counts,
+2 no ``events.exc_chain``."""
 
 NAME_LENGTH = 255
 """Characters of an indexed string (names, versions, data keys, exception types); longer ones are cut."""
@@ -176,6 +177,9 @@ events = sa.Table(
     sa.Column("stacktrace_id", sa.Integer, sa.ForeignKey("stacktraces.id")),
     sa.Column("exc_type", Name),
     sa.Column("exc_message", LongText),
+    # Schema 3: the chained exceptions' types and messages, as JSON (beside the trace, whose
+    # digest must not depend on messages); null without a chain.
+    sa.Column("exc_chain", LongText),
     # Copies of the process's (schema 2), so that a filter by app, version or environment
     # is one index range in time order. No foreign keys: the process's own cover them,
     # and each would cost a lookup per inserted event.

@@ -493,7 +493,7 @@ class TestFileValidation:
         message = load_error()
         assert str(local_file) in message
         assert "unknown key 'enviroment'" in message
-        assert "app, environment, events, queue, stacktraces, store" in message
+        assert "app, crashes, environment, events, queue, stacktraces, store" in message
 
     def test_unknown_nested_key(self, global_file: Path, app_dir: Path) -> None:
         """A misspelt nested key is refused with its dotted path and its siblings."""

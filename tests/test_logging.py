@@ -15,7 +15,7 @@ import pytest
 
 import code_wake
 from code_wake import ConfigError, EventRecord, PendingEvent, Process, QueueStore, StoreError, _ours
-from code_wake.logging import RECORD_ATTRIBUTES, CodeWakeHandler
+from code_wake.logging import RECORD_ATTRIBUTES, CodeWakeHandler, _door_process
 from code_wake.testing import MemoryStore
 from code_wake_sql14_store import Sql14Store
 
@@ -287,29 +287,43 @@ class TestWhichProcess:
         with pytest.raises(ConfigError, match="store_config"):
             CodeWakeHandler(store=MemoryStore(), store_config="sqlite://")
 
-    def test_process_configured_elsewhere_is_a_handled_error(self, sqlite_url: str) -> None:
-        """A handler naming a store while Process records elsewhere reports a ConfigError, writes nothing."""
+    def test_process_configured_elsewhere_wins_and_is_reported_once(
+        self, sqlite_url: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A handler naming a store while Process records elsewhere records there, reported once."""
         elsewhere = MemoryStore()
         Process(store=elsewhere)
         handler = CodeWakeHandler(store_config=sqlite_url)
         seen = ErrorsSeen(handler)
         logging.getLogger().addHandler(handler)
-        logging.getLogger("mine").warning("where to?")
-        assert isinstance(seen.errors[0], ConfigError)
-        assert "already configured" in str(seen.errors[0])
-        assert elsewhere.events == []
+        with caplog.at_level(logging.WARNING, logger="code_wake"):
+            logging.getLogger("mine").warning("one")
+            logging.getLogger("mine").warning("two")
+        assert seen.errors == []
+        assert [e.data_dict()["message"] for e in elsewhere.events] == ["one", "two"]
+        reports = [r.getMessage() for r in caplog.records if r.name == "code_wake"]
+        assert len(reports) == 1 and "already configured" in reports[0]
 
     def test_two_handlers_with_different_stores(self, sqlite_url: str, tmp_path: Path) -> None:
-        """The second of two handlers naming different stores gets a ConfigError, not a silent redirect."""
+        """The first of two handlers naming different stores wins: the second's records go there too."""
         first = CodeWakeHandler(store_config=sqlite_url)
         second = CodeWakeHandler(store_config=f"sqlite:///{tmp_path / 'other.sqlite'}")
         seen = ErrorsSeen(second)
         logging.getLogger("a").addHandler(first)
         logging.getLogger("b").addHandler(second)
         logging.getLogger("a").warning("to the first")
-        logging.getLogger("b").warning("refused")
-        assert "another CodeWakeHandler" in str(seen.errors[0])
-        assert [e.data_dict()["message"] for e in stored(sqlite_url)] == ["to the first"]
+        logging.getLogger("b").warning("also to the first")
+        assert seen.errors == []
+        assert [e.data_dict()["message"] for e in stored(sqlite_url)] == ["to the first", "also to the first"]
+
+    def test_processor_before_the_handler_uses_the_handler_settings(self, sqlite_url: str) -> None:
+        """A door without settings, used before a handler's first record, takes that handler's settings."""
+        handler = CodeWakeHandler(store_config=sqlite_url, app_name="first-by-handler")
+        logging.getLogger().addHandler(handler)
+        process = _door_process()
+        assert process.app_name == "first-by-handler"
+        logging.getLogger("mine").warning("stored")
+        assert [e.data_dict()["message"] for e in stored(sqlite_url)] == ["stored"]
 
 
 # -- what a record becomes ---------------------------------------------------------------------

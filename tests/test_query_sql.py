@@ -139,7 +139,7 @@ def _downgrade_to_schema_1(engine: sa.Engine) -> None:
 
 
 class TestMigration:
-    """Databases of schema 1 and of pycodewake 0.2 are brought to schema 2 in place."""
+    """Databases of schema 1 and of pycodewake 0.2 are brought to the current schema in place."""
 
     def test_schema_1_on_sqlite(self, tmp_path: Path, open_store: Opener) -> None:
         """A schema-1 SQLite file (its real DDL) migrates and answers every query as a new one does."""
@@ -157,7 +157,7 @@ class TestMigration:
         db.close()
         store = open_store(f"sqlite:///{old}")
         assert _answers(store) == expected
-        assert _scalar(store.engine, "SELECT version FROM code_wake_schema") == SCHEMA_VERSION == 2
+        assert _scalar(store.engine, "SELECT version FROM code_wake_schema") == SCHEMA_VERSION == 3
         assert _scalar(store.engine, "SELECT COUNT(*) FROM events WHERE app_id IS NULL") == 0
         assert _scalar(store.engine, "SELECT COUNT(*) FROM events_data WHERE when_ts IS NULL") == 0
         assert "when_ts" in _scalar(
@@ -183,7 +183,7 @@ class TestMigration:
         _downgrade_to_schema_1(fresh.engine)
         store = open_store(url)
         assert _answers(store) == expected
-        assert _scalar(store.engine, "SELECT version FROM code_wake_schema") == 2
+        assert _scalar(store.engine, "SELECT version FROM code_wake_schema") == SCHEMA_VERSION
         indexes = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("events")}
         assert NEW_INDEXES["events"] <= indexes
 

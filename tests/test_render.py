@@ -29,18 +29,40 @@ def python_printout(exc: BaseException) -> str:
 
 class TestFormat:
     def test_chained_exception_reads_like_python(self) -> None:
-        """A stored chained exception prints as Python prints the live one.
+        """A stored chained exception prints as Python prints the live one, causes' messages included."""
+        try:
+            handle("x")
+        except RuntimeError as exc:
+            event = Process(store=MemoryStore()).log(exc=exc, sync=True)
+            expected = python_printout(exc)
+        assert event is not None
+        assert "ValueError: bad input: 'x'\n" in expected
+        assert format_event_exception(event) == expected
 
-        The one difference: a cause is named by its type alone, since its
-        message is not part of the shared, deduplicated stack trace.
-        """
+    def test_chain_without_messages_names_the_types(self) -> None:
+        """An event stored before schema 3 (no chain messages) names each cause by its type alone."""
         try:
             handle("x")
         except RuntimeError as exc:
             event = Process(store=MemoryStore()).log(exc=exc, sync=True)
             expected = python_printout(exc).replace("ValueError: bad input: 'x'\n", "ValueError\n")
-        assert event is not None
-        assert format_event_exception(event) == expected
+        assert event is not None and event.stacktrace is not None
+        assert format_stacktrace(event.stacktrace) + "RuntimeError: request failed\n" == expected
+
+    def test_cut_trace_keeps_the_innermost_messages(self) -> None:
+        """With st_len cutting off outer causes, the markers left get the innermost messages."""
+        try:
+            try:
+                handle("x")
+            except RuntimeError as exc:
+                raise LookupError("outermost") from exc
+        except LookupError as exc:
+            event = Process(store=MemoryStore()).log(exc=exc, st_len=2, sync=True)
+        assert event is not None and event.stacktrace is not None
+        assert len(event.exc_chain) == 2
+        text = format_event_exception(event)
+        assert "RuntimeError: request failed\n\nThe above exception" in text
+        assert "ValueError" not in text
 
     def test_caller_trace_has_no_exception_line(self) -> None:
         """A trace without an exception prints its frames only, most recent call last."""

@@ -167,10 +167,10 @@ class TestSchema:
         assert Sql14Store("mariadb://someone@127.0.0.1:1/db").engine.url.drivername == "mariadb+pymysql"
 
     def test_schema_version_row(self, db_url: str, open_store: Opener) -> None:
-        """A new database records the schema version, 2, in one row."""
+        """A new database records the schema version, 3, in one row."""
         store = open_store(db_url)
         store.get_app_by_name("anything")
-        assert _scalars(store.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION] == [2]
+        assert _scalars(store.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION] == [3]
 
     def test_reopening_keeps_the_schema(self, db_url: str, open_store: Opener) -> None:
         """A second store on the same database finds the schema and the data."""
@@ -180,6 +180,24 @@ class TestSchema:
         assert second.get_event_by_id(event.id) == event
         assert _scalars(second.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION]
 
+    def test_schema_2_gains_exception_chains(self, sqlite_url: str, open_store: Opener) -> None:
+        """A schema 2 database gets ``events.exc_chain``: old events read with none, new ones keep theirs."""
+        first = open_store(sqlite_url)
+        process = first.insert_process(process_info())
+        old = stored(first.insert_event(process, {"a": "b"}, sync=True))
+        first.close()
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+            conn.execute("ALTER TABLE events DROP COLUMN exc_chain")
+            conn.execute("UPDATE code_wake_schema SET version = 2")
+        second = open_store(sqlite_url)
+        try:
+            raise KeyError("cause") from OSError("root")
+        except KeyError as err:
+            new = stored(second.insert_event(process, exc=err, sync=True))
+        assert stored(second.get_event_by_id(old.id)).exc_chain == ()
+        assert stored(second.get_event_by_id(new.id)).exc_chain == (("OSError", "root"),)
+        assert _scalars(second.engine, "SELECT version FROM code_wake_schema") == [3]
+
     def test_a_newer_schema_is_refused(self, sqlite_url: str, open_store: Opener) -> None:
         """A database written by a newer code_wake raises StoreError saying so."""
         open_store(sqlite_url).get_app_by_name("anything")
@@ -188,7 +206,7 @@ class TestSchema:
             conn.exec_driver_sql("UPDATE code_wake_schema SET version = 99")
         engine.dispose()
         store = open_store(sqlite_url)
-        with pytest.raises(StoreError, match=r"schema version 99, newer than .* \(2\)"):
+        with pytest.raises(StoreError, match=r"schema version 99, newer than .* \(3\)"):
             store.get_app_by_name("anything")
         with pytest.raises(StoreError, match="newer"):
             store.insert_process(process_info())

@@ -803,6 +803,27 @@ class StoreContract:
         ]
         assert frames[2].filename == CAUSE_MARKER
         assert (event.exc_type, event.exc_message) == ("ValueError", "outer")
+        assert stored(store.get_event_by_id(event.id)).exc_chain == (("KeyError", "'inner'"),)
+
+    def test_chain_messages_leave_the_digest_alone(self, store: Store, process: ProcessRecord) -> None:
+        """Two chains raised on the same lines with other messages share their stack trace."""
+
+        def fail(message: str) -> None:
+            try:
+                raise KeyError(message)
+            except KeyError as err:
+                raise ValueError("outer") from err
+
+        stored_events: list[EventRecord] = []
+        for message in ("first", "second"):
+            try:
+                fail(message)
+            except ValueError as err:
+                stored_events.append(stored(store.insert_event(process, exc=err, sync=True)))
+        first, second = (stored(store.get_event_by_id(e.id)) for e in stored_events)
+        assert trace_of(first).id == trace_of(second).id
+        assert first.exc_chain == (("KeyError", "'first'"),)
+        assert second.exc_chain == (("KeyError", "'second'"),)
 
     def test_chained_context_keeps_its_frames(self, store: Store, process: ProcessRecord) -> None:
         """An exception raised while handling another keeps that one after a "<context>" marker."""

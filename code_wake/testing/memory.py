@@ -79,6 +79,7 @@ class MemoryStore(Store):
             exc_type=event.exc_type,
             exc_message=event.exc_message,
             digest=data_digest(event.data),
+            exc_chain=event.exc_chain,
         )
 
     def _trace(self, frames: Sequence[RawFrame]) -> StacktraceRecord:

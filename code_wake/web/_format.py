@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from code_wake._timespec import format_utc
 from code_wake.records import AppVsnRecord, ProcessRecord, StackframeRecord, StacktraceRecord
-from code_wake.render import format_stacktrace
+from code_wake.render import chain_messages, format_stacktrace
 from code_wake.stack_trace import CAUSE_MARKER, CONTEXT_MARKER
 
 __all__ = [
@@ -150,17 +150,26 @@ def _view(frame: StackframeRecord) -> FrameView:
 
 
 def trace_sections(
-    trace: StacktraceRecord | None, exc_type: str | None, message: str | None
+    trace: StacktraceRecord | None,
+    exc_type: str | None,
+    message: str | None,
+    chain: Sequence[tuple[str, str]] = (),
 ) -> list[TraceSection]:
-    """The trace as Python prints it, split per exception: causes first, the raised one last."""
+    """The trace as Python prints it, split per exception: causes first, the raised one last.
+
+    `chain` (an event's ``exc_chain``) gives the causes' messages.
+    """
     if trace is None:
         return [TraceSection((), exc_type, message, None)] if exc_type else []
+    messages = iter(chain_messages(trace, chain))
     sections: list[TraceSection] = []
     frames: list[FrameView] = []
     for frame in reversed(trace.stackframes):  # outermost first, as Python prints
         if _is_marker(frame):
             sections.append(
-                TraceSection(tuple(frames), frame.src or "Exception", None, _CHAIN_TEXT[frame.filename])
+                TraceSection(
+                    tuple(frames), frame.src or "Exception", next(messages), _CHAIN_TEXT[frame.filename]
+                )
             )
             frames = []
         else:
@@ -169,9 +178,14 @@ def trace_sections(
     return sections
 
 
-def trace_text(trace: StacktraceRecord | None, exc_type: str | None, message: str | None) -> str:
+def trace_text(
+    trace: StacktraceRecord | None,
+    exc_type: str | None,
+    message: str | None,
+    chain: Sequence[tuple[str, str]] = (),
+) -> str:
     """The plain printout, as ``code-wake show`` prints it (for copying into a ticket)."""
-    text = "" if trace is None else format_stacktrace(trace)
+    text = "" if trace is None else format_stacktrace(trace, chain)
     if exc_type is not None:
         text += f"{exc_type}: {message}\n" if message else f"{exc_type}\n"
     return text

@@ -31,6 +31,23 @@ def run_python(code: str, cwd: Path, env: dict[str, str] | None = None, timeout:
     return done.stdout
 
 
+def run_command(
+    args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> str:
+    """Run `args` with this checkout on PYTHONPATH (and `env` added); return stdout, fail on error."""
+    done = subprocess.run(
+        args,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, f"{args} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
 def rows(url: str, sql: str) -> list[tuple[object, ...]]:
     """Rows of a query against the database at `url`."""
     engine = sa.create_engine(url)

@@ -773,8 +773,8 @@ def test_a_newer_database_is_refused_untouched(
     backend: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A database of schema 3 (here: one without event_counts) is refused, by the library and the
-    CLI, with a message saying so, and nothing is created, added or written."""
+    """A database of a newer schema (here: one without event_counts) is refused, by the library and
+    the CLI, with a message saying so, and nothing is created, added or written."""
     url = (
         f"sqlite:///{tmp_path / 'newer.sqlite'}"
         if backend == "sqlite"
@@ -785,12 +785,15 @@ def test_a_newer_database_is_refused_untouched(
     store.insert_event(process, {"event": "order"}, sync=True)
     store.close()
     with engine_for(url) as engine, engine.begin() as conn:
-        conn.execute(sa.update(schema_version).values(version=3))
+        conn.execute(sa.update(schema_version).values(version=SCHEMA_VERSION + 1))
         conn.exec_driver_sql("DROP TABLE event_counts")
     before = everything(url)
 
     store = Sql14Store(url)
-    message = r"schema version 3, newer than this code_wake understands \(2\); upgrade code_wake"
+    message = (
+        rf"schema version {SCHEMA_VERSION + 1}, newer than this code_wake understands "
+        rf"\({SCHEMA_VERSION}\); upgrade code_wake"
+    )
     with pytest.raises(StoreError, match=message):
         store.insert_process(ProcessInfo(2, "u", "h", "x.py", 2.0, "billing"))
     with pytest.raises(StoreError, match=message):

@@ -108,6 +108,16 @@ class TestFormat:
         )
         assert trace_text(None, "E", None) == "E\n"
 
+    def test_sections_carry_the_causes_messages(self) -> None:
+        """With the event's exc_chain, each cause's section has its message, as Python prints it."""
+        cause, _ = trace_sections(CHAINED, "ValueError", "bad body", (("KeyError", "'sku'"),))
+        assert (cause.exc_type, cause.message) == ("KeyError", "'sku'")
+        assert "KeyError: 'sku'\n\nThe above exception" in trace_text(
+            CHAINED, "ValueError", "bad body", (("KeyError", "'sku'"),)
+        )
+        mismatched, _ = trace_sections(CHAINED, "ValueError", "bad body", (("OSError", "x"),))
+        assert mismatched.message is None
+
     def test_ago(self) -> None:
         assert ago(100, 100) == "just now"
         assert ago(100, 100 + 59 * 60) == "59 min ago"
