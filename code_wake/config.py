@@ -12,7 +12,6 @@ description.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,20 @@ import yaml
 from ._adapters import DEFAULT_ADAPTER, build_default_store, build_store, parse_adapter
 from ._hooks import hook_name, load_hook
 from ._masking import mask_secret_url
-from ._text import fold_key
+from ._setting_values import (
+    bool_text,
+    bool_value,
+    comma_list,
+    patterns_text,
+    patterns_value,
+    positive_int_text,
+    positive_int_value,
+    positive_number_text,
+    positive_number_value,
+    secret_keys_text,
+    secret_keys_value,
+    store_args_value,
+)
 from ._trust import trusted_global, trusted_local
 from ._values import Invalid, text_value, version_value
 from .errors import ConfigError
@@ -57,112 +69,7 @@ LOCAL_CONFIG = Path("etc", "code_wake.conf")
 """The local configuration file, relative to the current directory."""
 
 _QUEUE_DEFAULTS = QueueSettings()
-_BOOL_WORDS = {
-    "true": True,
-    "1": True,
-    "yes": True,
-    "on": True,
-    "false": False,
-    "0": False,
-    "no": False,
-    "off": False,
-}
-_BOOL_EXPECTED = "a boolean: true or false (also 1/0, yes/no, on/off; any case)"
 _SHOWN_MAX = 100
-
-
-# -- validating single values --------------------------------------------------------
-
-
-def _bool_value(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid("a boolean (true or false)")
-    return value
-
-
-def _bool_text(text: str) -> bool:
-    try:
-        return _BOOL_WORDS[text.strip().lower()]
-    except KeyError:
-        raise Invalid(_BOOL_EXPECTED) from None
-
-
-def _positive_int_value(value: object) -> int:
-    # bool is an int subclass: `max_value_length: true` must not read as 1.
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise Invalid("a positive integer")
-    return value
-
-
-def _positive_int_text(text: str) -> int:
-    try:
-        return _positive_int_value(int(text.strip()))
-    except ValueError:
-        raise Invalid("a positive integer") from None
-
-
-def _positive_number_value(value: object) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise Invalid("a positive number of seconds")
-    return float(value)
-
-
-def _positive_number_text(text: str) -> float:
-    try:
-        return _positive_number_value(float(text.strip()))
-    except ValueError:
-        raise Invalid("a positive number of seconds") from None
-
-
-def _store_args_value(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    raise Invalid("a string (one adapter argument) or a list of strings")
-
-
-def _comma_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(","))
-
-
-def _secret_keys(items: Iterable[object]) -> tuple[str, ...]:
-    keys = tuple(items)
-    # A fragment without letters or digits folds to "" and would silently match nothing.
-    if not all(isinstance(key, str) and fold_key(key) for key in keys):
-        raise Invalid("a list of key fragments (strings containing letters or digits)")
-    return tuple(str(key) for key in keys)
-
-
-def _secret_keys_value(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise Invalid("a list of key fragments (strings containing letters or digits)")
-    return _secret_keys(value)
-
-
-def _secret_keys_text(text: str) -> tuple[str, ...]:
-    return _secret_keys(part for part in _comma_list(text) if part)
-
-
-def _patterns(items: Iterable[object]) -> tuple[str, ...]:
-    patterns = tuple(items)
-    for pattern in patterns:
-        try:
-            re.compile(pattern)  # type: ignore[call-overload]
-        except (re.error, TypeError) as exc:
-            raise Invalid(f"a list of regular expressions ({pattern!r}: {exc})") from None
-    return tuple(str(pattern) for pattern in patterns)
-
-
-def _patterns_value(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise Invalid("a list of regular expressions")
-    return _patterns(value)
-
-
-def _patterns_text(text: str) -> tuple[str, ...]:
-    # One per line: a regular expression may well contain a comma.
-    return _patterns(line for line in text.splitlines() if line.strip())
 
 
 # -- the settings: one row per key, with its attribute and environment variable ------------
@@ -181,87 +88,87 @@ class _Setting:
 
 _SETTINGS: tuple[_Setting, ...] = (
     _Setting("store.adapter", "store_adapter", parse_adapter, "CODE_WAKE_STORE_ADAPTER", parse_adapter),
-    _Setting("store.config", "store_args", _store_args_value, "CODE_WAKE_STORE_CONFIG", _comma_list),
+    _Setting("store.config", "store_args", store_args_value, "CODE_WAKE_STORE_CONFIG", comma_list),
     _Setting("environment.name", "env_name", text_value, "CODE_WAKE_ENVIRONMENT", str),
     _Setting("app.name", "app_name", text_value, "CODE_WAKE_APP_NAME", str),
     _Setting("app.vsn", "app_vsn", version_value, "CODE_WAKE_APP_VSN", str),
     _Setting(
         "stacktraces.include.from_exceptions",
         "st_from_exceptions",
-        _bool_value,
+        bool_value,
         "CODE_WAKE_ST_FROM_EXCEPTIONS",
-        _bool_text,
+        bool_text,
     ),
     _Setting(
         "stacktraces.include.for_non_exceptions",
         "st_for_non_exceptions",
-        _bool_value,
+        bool_value,
         "CODE_WAKE_ST_FOR_NON_EXCEPTIONS",
-        _bool_text,
+        bool_text,
     ),
     _Setting(
         "events.max_value_length",
         "max_value_length",
-        _positive_int_value,
+        positive_int_value,
         "CODE_WAKE_MAX_VALUE_LENGTH",
-        _positive_int_text,
+        positive_int_text,
     ),
     _Setting(
-        "events.secret_keys", "secret_keys", _secret_keys_value, "CODE_WAKE_SECRET_KEYS", _secret_keys_text
+        "events.secret_keys", "secret_keys", secret_keys_value, "CODE_WAKE_SECRET_KEYS", secret_keys_text
     ),
     _Setting(
         "events.secret_patterns",
         "secret_patterns",
-        _patterns_value,
+        patterns_value,
         "CODE_WAKE_SECRET_PATTERNS",
-        _patterns_text,
+        patterns_text,
     ),
-    _Setting("events.scrub_values", "scrub_values", _bool_value, "CODE_WAKE_SCRUB_VALUES", _bool_text),
+    _Setting("events.scrub_values", "scrub_values", bool_value, "CODE_WAKE_SCRUB_VALUES", bool_text),
     _Setting("events.before_record", "before_record", hook_name, "CODE_WAKE_BEFORE_RECORD", hook_name),
-    _Setting("queue.enabled", "queue_enabled", _bool_value, "CODE_WAKE_QUEUE", _bool_text),
+    _Setting("queue.enabled", "queue_enabled", bool_value, "CODE_WAKE_QUEUE", bool_text),
     _Setting(
         "queue.max_bytes",
         "queue_max_bytes",
-        _positive_int_value,
+        positive_int_value,
         "CODE_WAKE_QUEUE_MAX_BYTES",
-        _positive_int_text,
+        positive_int_text,
     ),
     _Setting(
         "queue.max_events",
         "queue_max_events",
-        _positive_int_value,
+        positive_int_value,
         "CODE_WAKE_QUEUE_MAX_EVENTS",
-        _positive_int_text,
+        positive_int_text,
     ),
     _Setting(
         "queue.batch_size",
         "queue_batch_size",
-        _positive_int_value,
+        positive_int_value,
         "CODE_WAKE_QUEUE_BATCH_SIZE",
-        _positive_int_text,
+        positive_int_text,
     ),
     _Setting(
         "queue.retry_for",
         "queue_retry_for",
-        _positive_number_value,
+        positive_number_value,
         "CODE_WAKE_QUEUE_RETRY_FOR",
-        _positive_number_text,
+        positive_number_text,
     ),
     _Setting(
         "queue.exit_timeout",
         "queue_exit_timeout",
-        _positive_number_value,
+        positive_number_value,
         "CODE_WAKE_QUEUE_EXIT_TIMEOUT",
-        _positive_number_text,
+        positive_number_text,
     ),
     _Setting(
         "queue.sync_timeout",
         "queue_sync_timeout",
-        _positive_number_value,
+        positive_number_value,
         "CODE_WAKE_QUEUE_SYNC_TIMEOUT",
-        _positive_number_text,
+        positive_number_text,
     ),
-    _Setting("crashes.record", "record_crashes", _bool_value, "CODE_WAKE_RECORD_CRASHES", _bool_text),
+    _Setting("crashes.record", "record_crashes", bool_value, "CODE_WAKE_RECORD_CRASHES", bool_text),
 )
 
 _Tree: TypeAlias = "dict[str, _Tree | _Setting]"
