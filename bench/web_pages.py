@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import random
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -360,20 +359,6 @@ def cases(store: Sql14Store, client: Client) -> dict[str, Callable[[], object]]:
     }
 
 
-def measure(timed: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Milliseconds per call, medians of `repeats` rounds, the cases interleaved in each round."""
-    for _ in range(2):
-        for case in timed.values():
-            case()  # warm: caches, the database's pages, the menus' choices
-    samples: dict[str, list[float]] = {name: [] for name in timed}
-    for _ in range(repeats):
-        for name, case in timed.items():
-            start = time.perf_counter()
-            case()
-            samples[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 def run(quick: bool = False) -> list[Row]:
     """Fill (or reuse) each backend's database and time every page against the anchors."""
     size = 50_000 if quick else 1_000_000
@@ -385,7 +370,7 @@ def run(quick: bool = False) -> list[Row]:
                 continue
             store = Sql14Store(url)
             app = WebApp(store, clock=lambda: END)
-            medians = measure(cases(store, Client(app)), repeats=5 if quick else 9)
+            medians = queries.measure(cases(store, Client(app)), repeats=5 if quick else 9)
             store.close()
         note = "(reused)" if filled == 0 else "(not measured)"
         rows.append(Row(f"{backend}, {size:,} events: filling took", filled, "s", note))
