@@ -118,7 +118,13 @@ class StallGuard:
         timer = threading.Timer(self.seconds, watch.fire)
         timer.daemon = True
         timer.name = "code_wake-stall-guard"
-        timer.start()
+        try:
+            timer.start()
+        except RuntimeError:
+            # Python 3.12 starts no thread at interpreter shutdown: the exit flush writes unguarded
+            # rather than not at all.
+            yield
+            return
         try:
             yield
         finally:
