@@ -7,6 +7,7 @@ runs it (``main(argv)``), and once as another user, in a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
@@ -65,7 +66,8 @@ class TestReaderOnForeignDatabases:
         assert main(["events", "--store", f"sqlite:///{db}"]) == 1
         assert "is not a code_wake database" in capsys.readouterr().err
         assert snapshot(tmp_path) == before
-        assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        with contextlib.closing(sqlite3.connect(db)) as check:
+            assert check.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
     def test_empty_file_stays_empty(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A 0-byte file is not made a database."""

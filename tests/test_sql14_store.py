@@ -186,7 +186,7 @@ class TestSchema:
         process = first.insert_process(process_info())
         old = stored(first.insert_event(process, {"a": "b"}, sync=True))
         first.close()
-        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        with contextlib.closing(sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))) as conn, conn:
             conn.execute("ALTER TABLE events DROP COLUMN exc_chain")
             conn.execute("UPDATE code_wake_schema SET version = 2")
         second = open_store(sqlite_url)

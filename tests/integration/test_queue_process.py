@@ -39,7 +39,10 @@ BURST_THEN_EXIT = """
     import code_wake
     from code_wake_sql14_store import Sql14QueueStore
 
-    proc = code_wake.Process(store=Sql14QueueStore({url!r}), app_name="burst")
+    # The default memory bounds; only the exit deadline is long, so that how fast this machine
+    # writes does not decide the test (the deadline has tests of its own).
+    settings = code_wake.QueueSettings(exit_timeout=120.0)
+    proc = code_wake.Process(store=Sql14QueueStore({url!r}, queue_settings=settings), app_name="burst")
 
     def work(worker):
         for n in range(10_000):
@@ -86,8 +89,8 @@ class TestExit:
         assert count_events(postgresql_url) == 2000
 
     def test_burst_then_exit_loses_nothing_sqlite(self, tmp_path: Path, sqlite_url: str) -> None:
-        """Eight threads log 80,000 events with default settings and exit without flushing: all are stored."""
-        dropped = run_python(BURST_THEN_EXIT.format(url=sqlite_url), tmp_path, timeout=120)
+        """Eight threads log 80,000 events (default bounds) and exit without flushing: all are stored."""
+        dropped = run_python(BURST_THEN_EXIT.format(url=sqlite_url), tmp_path, timeout=240)
         assert dropped.strip() == "0"
         assert count_events(sqlite_url) == 80_000
 
