@@ -15,6 +15,7 @@ from . import (
     queries,
     queue_bench,
     server_throughput,
+    spool_bench,
     sync_latency,
     web_pages,
 )
@@ -39,6 +40,10 @@ BENCHES: dict[str, tuple[str, Bench]] = {
     "busy": (
         "Persisted throughput while the main thread is CPU-bound (higher is better)",
         lambda quick: queue_bench.throughput_under_load(count=5_000 if quick else 20_000),
+    ),
+    "spool": (
+        "The disk spool beside the store's own rate: set aside and delivered (higher is better), one event",
+        spool_bench.run,
     ),
     "servers": (
         "Persisted throughput on PostgreSQL and MariaDB vs the raw driver (higher is better)",

@@ -3,25 +3,29 @@
 The caller's thread only appends a `PendingEvent` to a deque bounded by bytes
 (and, far above any burst, by count); one daemon worker thread takes batches
 off it and writes each with the store's ``insert_events`` in one transaction,
-retrying a failing store with backoff. Every event is accounted for: written,
-pending, dropped or rejected (`QueueStats`), under one lock, so the figures
+retrying a failing store with backoff. What the store cannot take (it failed
+for ``retry_for``, memory is full, the exit deadline came) is set aside in a
+disk spool (`_spool`) and delivered once the store takes writes again, by
+this process or the next. Every event is accounted for: written, pending,
+spooled, dropped or rejected (`QueueStats`), under one lock, so the figures
 always add up to what was logged. docs/queue.md tells the whole story.
 """
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from . import _exit
+from ._queue_items import Item, State, Waiter, event_bytes, event_of, events_in
+from ._queue_ledger import Ledger
 from ._queue_settings import QueueSettings, QueueStats
+from ._queue_spool import SpoolSide, open_spool
 from ._report import report_problem
 from .errors import StoreError, StoreRefusedError
-from .event import PendingEvent, ProcessRef
+from .event import PendingEvent
 from .records import EventRecord
 from .store import Store
 
@@ -29,79 +33,11 @@ __all__ = ["EventQueue", "event_bytes"]
 
 _WORKER_NAME = "code_wake-queue-writer"
 
-# What an event costs in memory while it waits, measured with tracemalloc on
-# CPython 3.11: the named tuple, its time, its deque slot and data tuple; each
-# (key, value) pair tuple and the value's str header; each captured frame.
-_EVENT_BYTES = 200
-_PAIR_BYTES = 110
-_FRAME_BYTES = 90
-
-
-def event_bytes(event: PendingEvent) -> int:
-    """About what `event` keeps alive while it waits: the queue's memory bound counts this."""
-    size = _EVENT_BYTES + _PAIR_BYTES * len(event.data)
-    for _key, value in event.data:
-        if value:
-            size += len(value)
-    if event.frames:
-        size += _FRAME_BYTES * len(event.frames)
-    if event.exc_message:
-        size += len(event.exc_message)
-    return size
-
-
-class _State(enum.Enum):
-    IDLE = "idle"
-    """No worker thread (yet): the next event starts one."""
-    RUNNING = "running"
-    """The worker thread is taking events off the queue."""
-    CLOSED = "closed"
-    """close() was called: no event is taken any more."""
-    EXITED = "exited"
-    """The exit flush has run: later events (an atexit function's) are written on the caller's thread,
-    since nothing would flush them any more (and Python 3.12 starts no thread then)."""
-
-
-_RUNNING = _State.RUNNING
+_RUNNING = State.RUNNING
 """The state the caller checks for on every event, as a module global (one lookup, not two)."""
 
-
-@dataclass(eq=False)
-class _Waiter:
-    """A place in the queue someone waits for: a sync event, or a flush marker."""
-
-    event: PendingEvent | None
-    done: threading.Event = field(default_factory=threading.Event)
-    record: EventRecord | None = None
-    error: BaseException | None = None
-
-
-_Item = PendingEvent | _Waiter
-
-
-def _event_of(item: _Item) -> PendingEvent | None:
-    return item if isinstance(item, PendingEvent) else item.event
-
-
-def _events_in(batch: Sequence[_Item]) -> list[PendingEvent]:
-    """The events of a batch, in order (flush markers carry none)."""
-    return [event for event in map(_event_of, batch) if event is not None]
-
-
-@dataclass
-class _Counters:
-    """Where every logged event went; changed only under the queue's lock, so they add up."""
-
-    logged: int = 0
-    written: int = 0
-    dropped: int = 0
-    lost: int = 0
-    rejected: int = 0
-    retries: int = 0
-    queued_bytes: int = 0
-    in_flight: int = 0
-    unrecorded_drops: int = 0
-    drop_owner: ProcessRef | None = None
+_EXIT_RESERVE = 1.0
+"""Seconds of the exit deadline kept, at most, to set aside what the store did not take by then."""
 
 
 class EventQueue:
@@ -118,20 +54,32 @@ class EventQueue:
         self.store = store
         self.settings = settings
         self._write_here = write_here
+        self.spool = open_spool(store, settings)
+        """The disk spool for what the store cannot take; None when there is none (`_queue_spool`)."""
         self.reset()
 
     def reset(self) -> None:
         """A fresh, empty queue with no worker: at start, and in a forked child."""
-        self._items: deque[_Item] = deque()
+        self._items: deque[Item] = deque()
         self._wakeup = threading.Event()
         self._sleeping = False
-        self.state = _State.IDLE
+        self.state = State.IDLE
         self.worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._lock = threading.Lock()
-        self._counts = _Counters()
+        self._ledger = Ledger()
+        self._lock = self._ledger.lock
+        self._counts = self._ledger.counts
         self._no_threads = False
         self._exit_flushed = True
+        self._failing = False
+        """The batch being written has failed at least once."""
+        self._hurry = threading.Event()
+        """Set at the exit deadline: set aside what waits rather than wait for the store."""
+        self._current: list[Item] | None = None
+        """The batch the worker is writing; the exit may take it over (`_set_all_aside`)."""
+        if self.spool is not None:
+            self.spool.reset()
+        self._aside = SpoolSide(self.spool, self._ledger, self.store, self.settings)
 
     # -- the caller's side: cheap ------------------------------------------------------
 
@@ -149,13 +97,11 @@ class EventQueue:
                 counts.queued_bytes + size > self.settings.max_bytes
                 or len(self._items) >= self.settings.max_events
             )
-            if full:
-                dropped = self._count_drop(event)
-            else:
+            if not full:
                 counts.queued_bytes += size
                 self._items.append(event)
         if full:
-            self._report_drop(dropped, "queue full")
+            self._aside.overflow(event)
         elif self._sleeping:
             self._wakeup.set()
         return None
@@ -164,7 +110,7 @@ class EventQueue:
         if threading.current_thread() is self.worker:
             # Waiting for ourselves would never end: write here and now.
             return self._write_now(event, sync=True)
-        waiter = _Waiter(event)
+        waiter = Waiter(event)
         with self._lock:
             # A sync caller waits for its event rather than lose it: the bound does not apply.
             self._counts.logged += 1
@@ -184,19 +130,17 @@ class EventQueue:
         """Write on the calling thread: no worker can (interpreter shutdown), or it is the worker."""
         with self._lock:
             self._counts.logged += 1
-            dropped = None if self._exit_flushed else self._count_drop(event)
-        if dropped is not None:
+            store_kept_up = self._exit_flushed
+        if not store_kept_up:
             # The store did not keep up at exit: do not hold the exit up any longer for it.
-            self._report_drop(dropped, "the store did not take the exit flush")
+            self._aside.set_aside([event], taken=False, reason="the store did not take the exit flush")
             if sync:
-                raise StoreError("The store did not take the exit flush; the event is dropped.")
+                raise StoreError("The store did not take the exit flush; the event is not written.")
             return None
         try:
             record = self._write_here(event)
         except Exception as exc:
-            with self._lock:
-                self._counts.dropped += 1
-            report_problem("queue-lost", "an event written at exit could not be stored", exc)
+            self._aside.set_aside([event], taken=False, reason="writing it at exit failed", exc=exc)
             if sync:
                 raise
             return None
@@ -204,43 +148,27 @@ class EventQueue:
             self._counts.written += 1
         return record if sync else None
 
-    def _count_drop(self, event: PendingEvent) -> int:
-        """Count a refused event (the caller holds the lock); recorded in the data once the store writes."""
-        counts = self._counts
-        counts.dropped += 1
-        counts.unrecorded_drops += 1
-        counts.drop_owner = event.process
-        return counts.dropped
-
-    def _report_drop(self, dropped: int, reason: str) -> None:
-        # Outside the lock: a logging handler may be slow, and must never deadlock the queue.
-        report_problem(
-            "queue-full",
-            f"events are being dropped ({reason}; the queue holds at most {self.settings.max_bytes} bytes "
-            f"and {self.settings.max_events} events): {dropped} dropped so far",
-        )
-
     def _start(self) -> bool:
         """Start the worker if there is none (first event, after fork, after it died).
 
         Returns False when no thread can be started.
         """
-        if self.state is _State.CLOSED:
+        if self.state is State.CLOSED:
             raise StoreError("This store is closed: no more events can be queued.")
         with self._start_lock:
-            if self.state is _State.RUNNING:
+            if self.state is State.RUNNING:
                 return True
-            if self._no_threads or self.state is _State.EXITED:
+            if self._no_threads or self.state is State.EXITED:
                 return False
             worker = threading.Thread(target=self._run, name=_WORKER_NAME, daemon=True)
             worker.code_wake_worker = True  # type: ignore[attr-defined]  # read by code_wake._ours
             # Running before start() returns: the worker's first look at the state must see it.
-            self.state = _State.RUNNING
+            self.state = State.RUNNING
             try:
                 worker.start()
             except RuntimeError:
                 # Interpreter shutdown: Python 3.12+ refuses new threads.
-                self.state = _State.IDLE
+                self.state = State.IDLE
                 self._no_threads = True
                 return False
             self.worker = worker
@@ -249,21 +177,29 @@ class EventQueue:
     # -- the worker's side ----------------------------------------------------------------
 
     def _run(self) -> None:
-        batch: list[_Item] = []
+        batch: list[Item] = []
         try:
-            while self.state is _State.RUNNING:
+            while self.state is _RUNNING:
+                if self._aside.deliveries.due and not self._hurry.is_set():
+                    self._aside.deliver(self._stopping)
                 batch = self._take()
-                if batch:
+                if not batch:
+                    continue
+                if self._aside.down or self._hurry.is_set():
+                    self._aside.set_aside_batch(
+                        batch, reason="the store is down" if self._aside.down else "exit deadline"
+                    )
+                else:
                     self._write(batch)
                 batch = []
         except BaseException as exc:  # noqa: BLE001 - the worker must not die silently; the next event restarts it
-            self._give_up(batch, exc)
+            self._aside.set_aside_batch(batch, exc)
             report_problem("queue-worker", "the queue's writer thread stopped unexpectedly", exc)
         finally:
-            if self.state is _State.RUNNING:
-                self.state = _State.IDLE
+            if self.state is _RUNNING:
+                self.state = State.IDLE
 
-    def _take(self) -> list[_Item]:
+    def _take(self) -> list[Item]:
         """Wait for events; return up to a batch of them (a waiter ends a batch)."""
         if not self._items:
             self._sleeping = True
@@ -274,91 +210,83 @@ class EventQueue:
             self._wakeup.clear()
         return self._take_now(stop_at_waiter=True)
 
-    def _take_now(self, stop_at_waiter: bool = False) -> list[_Item]:
+    def _take_now(self, stop_at_waiter: bool = False) -> list[Item]:
         """Up to a batch off the queue; its events count as in flight until they are settled."""
-        batch: list[_Item] = []
+        batch: list[Item] = []
         limit = self.settings.batch_size
         items = self._items
         with self._lock:
             while items and len(batch) < limit:
                 item = items.popleft()
                 batch.append(item)
-                event = _event_of(item)
+                event = event_of(item)
                 if event is not None:
                     self._counts.queued_bytes -= event_bytes(event)
                     self._counts.in_flight += 1
-                if stop_at_waiter and isinstance(item, _Waiter):
+                if stop_at_waiter and isinstance(item, Waiter):
                     break
         return batch
 
-    def _write(self, batch: list[_Item], deadline: float | None = None) -> None:
-        """Write a batch, retrying with backoff; give up after ``retry_for`` seconds or `deadline`."""
-        pending = _events_in(batch)
+    def _write(self, batch: list[Item], deadline: float | None = None) -> None:
+        """Write a batch, retrying with backoff; set it aside after ``retry_for`` seconds or at `deadline`."""
+        pending = events_in(batch)
         give_up_at = time.monotonic() + self.settings.retry_for
         if deadline is not None:
             give_up_at = min(give_up_at, deadline)
         delay, failures = 0.05, 0
+        self._current = batch
         while True:
             try:
                 records = self.store.insert_events(pending) if pending else []
             except Exception as exc:  # noqa: BLE001 - any store failure is retried; what is given up is counted
                 failures += 1
+                self._failing = True
                 # A refusal is final (schema too new, a value refused): find the refused events now,
                 # rather than retry them for retry_for; other failures get two tries first.
                 refused = isinstance(exc, StoreRefusedError)
                 if (refused or (failures == 3 and len(pending) > 1)) and self._write_singly(batch):
                     return
-                if time.monotonic() + delay > give_up_at or (
-                    self.state is _State.CLOSED and deadline is None
+                if (
+                    time.monotonic() + delay > give_up_at
+                    or self._hurry.is_set()
+                    or (self.state is State.CLOSED and deadline is None)
                 ):
-                    self._give_up(batch, exc)
+                    if self._claim(batch):
+                        self._aside.set_aside_batch(batch, exc)
                     return
-                with self._lock:
-                    self._counts.retries += 1
+                self._ledger.retried()
                 report_problem("queue-retry", "writing queued events failed; retrying", exc)
-                # time.sleep, not a wait on the wakeup event: events arriving must not
-                # cut short the backoff of a failing store.
-                time.sleep(delay)
+                # Not a wait on the wakeup event: events arriving must not cut short the backoff
+                # of a failing store. The exit deadline does.
+                self._hurry.wait(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            self._delivered(batch, records)
+            if self._claim(batch):
+                self._delivered(batch, records)
             return
 
-    def _delivered(self, batch: list[_Item], records: Sequence[EventRecord]) -> None:
+    def _claim(self, batch: list[Item]) -> bool:
+        """Settle `batch` here; False when the exit took it over already (`_set_all_aside`)."""
         with self._lock:
-            self._counts.written += len(records)
-            self._counts.in_flight -= len(records)
+            self._failing = False
+            if self._current is not batch:
+                return False
+            self._current = None
+            return True
+
+    def _delivered(self, batch: list[Item], records: Sequence[EventRecord]) -> None:
+        self._ledger.written(len(records))
         found = iter(records)
         for item in batch:
-            if isinstance(item, _Waiter):
+            if isinstance(item, Waiter):
                 item.record = next(found) if item.event is not None else None
                 item.done.set()
             else:
                 next(found)
         if self._counts.unrecorded_drops:
-            self._record_drops()
+            self._aside.record_drops()
 
-    def _record_drops(self) -> None:
-        """Once the store takes writes again, record how many events were dropped."""
-        counts = self._counts
-        with self._lock:
-            dropped, owner = counts.unrecorded_drops, counts.drop_owner
-            if owner is None:
-                return
-            counts.unrecorded_drops = 0
-        note = PendingEvent(
-            owner,
-            time.time(),
-            (("event", "code_wake.dropped"), ("count", str(dropped)), ("reason", "queue full")),
-        )
-        try:
-            self.store.insert_events([note])
-        except Exception as exc:  # noqa: BLE001 - the note is best effort; the count waits for the next try
-            with self._lock:
-                counts.unrecorded_drops += dropped
-            report_problem("queue-retry", "recording the drop count failed", exc)
-
-    def _write_singly(self, batch: list[_Item]) -> bool:
+    def _write_singly(self, batch: list[Item]) -> bool:
         """Write a repeatedly failing batch one event at a time, to find the event the store refuses.
 
         Returns False, having written nothing, when the very first event fails
@@ -366,45 +294,32 @@ class EventQueue:
         failing and the batch is retried whole.
         """
         for position, item in enumerate(batch):
-            event = _event_of(item)
+            event = event_of(item)
             try:
                 records = self.store.insert_events([event]) if event is not None else []
             except Exception as exc:  # noqa: BLE001 - one event refused: count it, keep going
                 if position == 0 and not isinstance(exc, StoreRefusedError):
                     return False
+                if position == 0 and not self._claim(batch):
+                    return True
                 self._reject(item, exc)
                 continue
+            if position == 0 and not self._claim(batch):
+                return True
             self._delivered([item], records)
         return True
 
-    def _reject(self, item: _Item, exc: Exception) -> None:
-        with self._lock:
-            self._counts.rejected += 1
-            self._counts.in_flight -= 1
+    def _reject(self, item: Item, exc: Exception) -> None:
+        self._ledger.rejected()
         report_problem("queue-rejected", "the store refused an event; it is dropped", exc)
-        if isinstance(item, _Waiter):
+        if isinstance(item, Waiter):
             item.error = exc
             item.done.set()
-
-    def _give_up(self, batch: list[_Item], exc: BaseException) -> None:
-        count = len(_events_in(batch))
-        with self._lock:
-            self._counts.dropped += count
-            self._counts.lost += count
-            self._counts.in_flight -= count
-            total = self._counts.lost
-        report_problem(
-            "queue-lost", f"the store kept failing: {count} queued events are given up ({total} so far)", exc
-        )
-        for item in batch:
-            if isinstance(item, _Waiter):
-                item.error = exc
-                item.done.set()
 
     # -- flush and close: deadlines and honest answers --------------------------------------
 
     def flush(self, timeout: float | None = 5.0) -> bool:
-        """Wait until every event queued before this call is written or given up.
+        """Wait until every event queued before this call is written, spooled or given up.
 
         Returns True when the queue got through them within `timeout` seconds
         (None: no limit), False otherwise. Once the interpreter exits, no flush
@@ -418,7 +333,7 @@ class EventQueue:
             and worker.is_alive()
             and worker is not threading.current_thread()
         ):
-            marker = _Waiter(None)
+            marker = Waiter(None)
             self._items.append(marker)
             self._wakeup.set()
             return marker.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -433,51 +348,74 @@ class EventQueue:
             self._write(batch, deadline=deadline if deadline is not None else float("inf"))
         return True
 
+    def flush_at_exit(self, timeout: float) -> bool:
+        """The exit flush: write what the store takes by shortly before the deadline, spool the rest.
+
+        A store that is failing already gets no wait: what is pending goes to
+        the spool at once. True if everything pending was written.
+        """
+        if self.spool is None:
+            return self.flush(timeout)
+        if not (self._aside.down or self._failing):
+            reserve = min(_EXIT_RESERVE, timeout / 5)
+            if self.flush(max(0.0, timeout - reserve)):
+                return True
+        self._set_all_aside()
+        return False
+
+    def _set_all_aside(self) -> None:
+        """Spool everything pending now: the queue here, and the worker's batch once its try ends."""
+        self._hurry.set()
+        self._wakeup.set()
+        while batch := self._take_now():
+            self._aside.set_aside_batch(batch, reason="exit deadline")
+        until = time.monotonic() + _exit.remaining(_EXIT_RESERVE)
+        while self._counts.in_flight and time.monotonic() < until:
+            time.sleep(0.01)
+        with self._lock:
+            stuck, self._current = self._current, None
+        if stuck is not None:
+            # The worker's try outlasted the deadline (a dead connection): its batch goes to the spool
+            # too. Should that try still commit in its last instant, the spool holds it a second time.
+            self._aside.set_aside_batch(stuck, reason="exit deadline")
+
     def close(self, timeout: float | None = 5.0) -> bool:
-        """Flush within `timeout` and stop the worker; True if nothing was left behind."""
-        if self.state is _State.CLOSED:
+        """Flush within `timeout` and stop the worker; True if nothing was left unwritten.
+
+        What is left goes to the spool (with none, it is dropped and counted as lost).
+        """
+        if self.state is State.CLOSED:
             return not self._items
         flushed = self.flush(timeout)
-        self.state = _State.CLOSED
+        self.state = State.CLOSED
         self._wakeup.set()
+        self._hurry.set()
         worker = self.worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=_exit.remaining(1.0))
-        left = self._take_left()
+        left = 0
+        while batch := self._take_now():
+            left += len(events_in(batch))
+            self._aside.set_aside_batch(batch, reason="the store was closed")
         if left:
             report_problem("queue-lost", f"the store was closed with {left} events still queued")
+        if self.spool is not None:
+            self.spool.release()
         return flushed and not left
-
-    def _take_left(self) -> int:
-        """Count what close() leaves in the queue as dropped (and lost), and empty it."""
-        with self._lock:
-            left = len(_events_in(self._items))
-            self._items.clear()
-            self._counts.dropped += left
-            self._counts.lost += left
-            self._counts.queued_bytes = 0
-        return left
 
     def exited(self, flushed: bool) -> None:
         """After the exit flush: later events are written on the caller's thread, if the store kept up."""
         self._exit_flushed = flushed
-        if self.state is not _State.CLOSED:
-            self.state = _State.EXITED
+        if self.state is not State.CLOSED:
+            self.state = State.EXITED
             self._wakeup.set()
+
+    def _stopping(self) -> bool:
+        """Whether the worker should stop what it is doing: closed, exited, or the exit deadline came."""
+        return self.state is not _RUNNING or self._hurry.is_set()
 
     @property
     def stats(self) -> QueueStats:
         """Where every event logged in this process went, figures taken at one instant."""
         with self._lock:
-            counts = self._counts
-            queued = sum(1 for item in list(self._items) if _event_of(item) is not None)
-            return QueueStats(
-                logged=counts.logged,
-                pending=queued + counts.in_flight,
-                written=counts.written,
-                dropped=counts.dropped,
-                lost=counts.lost,
-                rejected=counts.rejected,
-                retries=counts.retries,
-                pending_bytes=counts.queued_bytes,
-            )
+            return self._ledger.stats(sum(1 for item in list(self._items) if event_of(item) is not None))

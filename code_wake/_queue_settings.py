@@ -29,12 +29,18 @@ class QueueSettings:
     sync_timeout: float = 30.0
     """Seconds ``submit(..., sync=True)`` waits for its event to be written."""
 
+    spool_max_bytes: int = 512 * 1024 * 1024
+    """Disk the store's spool may take, about; 0: no spool (what the store cannot take is lost)."""
+
+    spool_dir: str | None = None
+    """Where spools live, one directory per store; None: ``spool`` in code_wake's data directory."""
+
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     """Where the events logged through a queue in this process went (a fork starts at zero).
 
-    Taken at one instant, they add up: ``logged == pending + written + dropped + rejected``.
+    Taken at one instant, they add up: ``logged == pending + written + spooled + dropped + rejected``.
     """
 
     pending: int
@@ -52,3 +58,8 @@ class QueueStats:
     """Every event handed to the queue."""
     pending_bytes: int = 0
     """About how much memory the pending events take (what ``max_bytes`` bounds)."""
+    spooled: int = 0
+    """Set aside in the disk spool (the store could not take them, or memory was full), not yet written
+    by this process: this process writes them once the store takes writes again, or a later one does."""
+    replayed: int = 0
+    """Events of other (earlier) processes this one wrote from the spool; not part of `logged`."""

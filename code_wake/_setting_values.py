@@ -7,6 +7,7 @@ variable says; both return the value as `code_wake.Config` keeps it or raise
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 
@@ -17,6 +18,8 @@ __all__ = [
     "bool_text",
     "bool_value",
     "comma_list",
+    "directory_text",
+    "directory_value",
     "patterns_text",
     "patterns_value",
     "positive_int_text",
@@ -26,6 +29,8 @@ __all__ = [
     "secret_keys_text",
     "secret_keys_value",
     "store_args_value",
+    "whole_int_text",
+    "whole_int_value",
 ]
 
 _BOOL_WORDS = {
@@ -66,6 +71,33 @@ def positive_int_text(text: str) -> int:
         return positive_int_value(int(text.strip()))
     except ValueError:
         raise Invalid("a positive integer") from None
+
+
+def whole_int_value(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise Invalid("a whole number (0 or more)")
+    return value
+
+
+def whole_int_text(text: str) -> int:
+    try:
+        return whole_int_value(int(text.strip()))
+    except ValueError:
+        raise Invalid("a whole number (0 or more)") from None
+
+
+def directory_value(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("a directory path")
+    return directory_text(value)
+
+
+def directory_text(text: str) -> str:
+    path = os.path.expanduser(text.strip())
+    if not os.path.isabs(path):
+        # Relative to what? The working directory of whichever process logs: a surprise waiting to happen.
+        raise Invalid("an absolute directory path (~ is expanded)")
+    return path
 
 
 def positive_number_value(value: object) -> float:

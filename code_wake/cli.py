@@ -109,7 +109,8 @@ class _Command:
     options: Callable[[argparse.ArgumentParser], None]
     handler: Handler
     opens: str = "read"
-    """How the command opens the store: "read" (read-only), "write" (existing data), "upgrade"."""
+    """How the command opens the store: "read" (read-only), "write" (existing data), "upgrade",
+    "spool" (unchecked: read-only to show, for writing with --deliver)."""
 
 
 def _store_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -349,6 +350,18 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     add_options(parser)
 
 
+def _spool_options(parser: argparse.ArgumentParser) -> None:
+    from ._spool_command import add_options
+
+    add_options(parser)
+
+
+def _run_spool(args: argparse.Namespace, store: Store, out: TextIO) -> int:
+    from ._spool_command import run
+
+    return run(args, store, out)
+
+
 def _run_serve(args: argparse.Namespace, store: Store, out: TextIO) -> int:
     from .web.serve import run
 
@@ -426,6 +439,19 @@ COMMANDS: tuple[_Command, ...] = (
         opens="upgrade",
     ),
     _Command(
+        "spool",
+        "show what waits in the store's disk spool; --deliver writes it",
+        "Show the events a program set aside in its disk spool because the store could not take "
+        "them (the database down, memory full, the exit deadline), file by file: the process that "
+        "wrote it, how many events, from when to when. Works while the database is down and changes "
+        "nothing. --deliver writes them to the store now, oldest first, as the next program that "
+        "logs to the store would; files a running program still holds are left to it.",
+        "code-wake spool --store postgresql://app@db/events --deliver",
+        _spool_options,
+        _run_spool,
+        opens="spool",
+    ),
+    _Command(
         "serve",
         "serve the web view: errors over time, events, processes",
         "Serve the web view of the store in a browser: errors grouped by stack trace with their "
@@ -451,6 +477,8 @@ def _open_store(args: argparse.Namespace) -> Store:
     """
     opens = args.opens
     try:
+        if opens == "spool":
+            return _unchecked(args, read_only=not args.deliver)
         if opens == "read" or (opens == "upgrade" and args.dry_run):
             return open_for_reading(args.store, args.adapter) if opens == "read" else _unchecked(args, True)
         store = _unchecked(args, False)

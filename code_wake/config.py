@@ -27,6 +27,8 @@ from ._setting_values import (
     bool_text,
     bool_value,
     comma_list,
+    directory_text,
+    directory_value,
     patterns_text,
     patterns_value,
     positive_int_text,
@@ -36,6 +38,8 @@ from ._setting_values import (
     secret_keys_text,
     secret_keys_value,
     store_args_value,
+    whole_int_text,
+    whole_int_value,
 )
 from ._trust import trusted_global, trusted_local
 from ._values import Invalid, text_value, version_value
@@ -50,6 +54,7 @@ __all__ = [
     "ENV_GLOBAL_CONFIG",
     "LOCAL_CONFIG",
     "Config",
+    "default_spool_root",
     "default_store_path",
     "default_store_url",
     "mask_secret_url",
@@ -167,6 +172,20 @@ _SETTINGS: tuple[_Setting, ...] = (
         positive_number_value,
         "CODE_WAKE_QUEUE_SYNC_TIMEOUT",
         positive_number_text,
+    ),
+    _Setting(
+        "queue.spool_max_bytes",
+        "queue_spool_max_bytes",
+        whole_int_value,
+        "CODE_WAKE_QUEUE_SPOOL_MAX_BYTES",
+        whole_int_text,
+    ),
+    _Setting(
+        "queue.spool_dir",
+        "queue_spool_dir",
+        directory_value,
+        "CODE_WAKE_QUEUE_SPOOL_DIR",
+        directory_text,
     ),
     _Setting("crashes.record", "record_crashes", bool_value, "CODE_WAKE_RECORD_CRASHES", bool_text),
 )
@@ -361,6 +380,11 @@ def default_store_url(environ: Mapping[str, str] | None = None) -> str:
     return _sqlite_url(default_store_path(environ))
 
 
+def default_spool_root(data_dir: Path | None = None) -> Path:
+    """Where spools live, one directory per store, under `data_dir` (default: `user_data_dir`)."""
+    return (user_data_dir() if data_dir is None else data_dir) / "code_wake" / "spool"
+
+
 def _store_file(data_dir: Path) -> Path:
     return data_dir / "code_wake" / "events.sqlite"
 
@@ -406,6 +430,8 @@ class Config:
     queue_retry_for: float = _QUEUE_DEFAULTS.retry_for
     queue_exit_timeout: float = _QUEUE_DEFAULTS.exit_timeout
     queue_sync_timeout: float = _QUEUE_DEFAULTS.sync_timeout
+    queue_spool_max_bytes: int = _QUEUE_DEFAULTS.spool_max_bytes
+    queue_spool_dir: str | None = None
     record_crashes: bool = True
     origins: Mapping[str, str] = field(default_factory=dict)
     data_dir: Path | None = None
@@ -457,6 +483,8 @@ class Config:
             retry_for=self.queue_retry_for,
             exit_timeout=self.queue_exit_timeout,
             sync_timeout=self.queue_sync_timeout,
+            spool_max_bytes=self.queue_spool_max_bytes,
+            spool_dir=self.queue_spool_dir or self._default_spool_dir(),
         )
 
     def origin(self, key: str) -> str:
@@ -471,6 +499,10 @@ class Config:
     def default_store_path(self) -> Path:
         """Where the embedded default store keeps its SQLite file (nothing is created)."""
         return _store_file(self.data_dir if self.data_dir is not None else user_data_dir())
+
+    def _default_spool_dir(self) -> str | None:
+        """Beside the default store; None (the queue looks when it first needs it) if unknown now."""
+        return None if self.data_dir is None else str(default_spool_root(self.data_dir))
 
     def default_store_url(self) -> str:
         """The SQLAlchemy URL of the embedded default store (nothing is created)."""

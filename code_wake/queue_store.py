@@ -102,12 +102,21 @@ def _report_unwritten(queues: list[EventQueue], timeout: float) -> None:
     """The one line that sums up, in events, whatever this process did not write."""
     stats = [q.stats for q in queues]
     pending = sum(s.pending for s in stats)
+    spooled = sum(s.spooled for s in stats)
     dropped = sum(s.dropped for s in stats)
     rejected = sum(s.rejected for s in stats)
-    if pending or dropped or rejected:
+    if pending or spooled or dropped or rejected:
         logged = sum(s.logged for s in stats)
+        spools = sorted({str(q.spool.directory) for q in queues if q.spool is not None and q.stats.spooled})
+        where = (
+            f" (in {', '.join(spools)}: the next process that opens the store, "
+            "or `code-wake spool --deliver`, writes them)"
+            if spools
+            else ""
+        )
         print(
-            f"code_wake: {pending + dropped + rejected} of {logged} events not written: "
+            f"code_wake: {pending + spooled + dropped + rejected} of {logged} events not written: "
+            f"{spooled} set aside in the spool{where}, "
             f"{pending} not yet written at the {timeout} s exit deadline, "
             f"{dropped} dropped, {rejected} rejected by the store",
             file=sys.stderr,
@@ -115,13 +124,17 @@ def _report_unwritten(queues: list[EventQueue], timeout: float) -> None:
 
 
 def _flush_at_exit() -> None:
-    """The exit flush; it starts the one exit deadline that later flushes and closes share."""
+    """The exit flush; it starts the one exit deadline that later flushes and closes share.
+
+    What a store has not taken shortly before the deadline (at once, if it is
+    failing) goes to its spool, so a dead store costs the exit about a second.
+    """
     queues = list(_live_queues)
     if not queues:
         return
     timeout = max(q.settings.exit_timeout for q in queues)
     _exit.begin(timeout)
-    outcome = {id(q): q.flush(_exit.remaining(timeout)) for q in queues}
+    outcome = {id(q): q.flush_at_exit(_exit.remaining(timeout)) for q in queues}
     _report_unwritten(queues, timeout)
     for queue in queues:
         queue.exited(outcome[id(queue)])

@@ -286,6 +286,16 @@ class Store(ABC):
         """
         return type(self).__name__
 
+    def spool_key(self) -> str | None:
+        """A text naming this store's database for its disk spool, the same in every process; None: no spool.
+
+        A queue in front of this store sets aside in a spool what the store
+        cannot take, and any process whose store gives the same key delivers
+        it (docs/queue.md). None (the default) suits a store that lives in
+        one process only, such as one in memory. Never include a password.
+        """
+        return None
+
     def check_readable(self) -> None:  # noqa: B027 - a store with nothing to check needs no override
         """Raise `code_wake.StoreError` when there is nothing here to read, creating nothing.
 

@@ -23,7 +23,7 @@ from code_wake.store import ForkGuard, create_private_file
 
 from ._batch import BatchWriter, SqlalchemyBatch, batch_writer
 from ._counts import upsert_statement
-from ._engine import build_engine, is_memory_sqlite, masked, parse_url
+from ._engine import build_engine, is_memory_sqlite, masked, parse_url, spool_key
 from ._migrate import ensure_schema
 from ._read_only import check_schema, sqlite_file
 from ._stall import StallGuard
@@ -98,6 +98,8 @@ class Database:
         self.url = parse_url(dsn)
         self.where = masked(self.url)
         """The URL as messages show it, password masked."""
+        self.spool_key = spool_key(self.url)
+        """What names this database alike in every process, for the queue's spool."""
         self.read_only = read_only
         self._engine_kwargs = engine_kwargs
         self.engine = build_engine(self.url, engine_kwargs, read_only)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sqlite3
 import time
@@ -17,7 +18,13 @@ from code_wake.errors import StoreError
 from ._read_only import sqlite_file, sqlite_read_only_creator
 from .schema import MYSQL_DIALECTS
 
-__all__ = ["build_engine", "is_memory_sqlite", "masked", "parse_url"]
+__all__ = [
+    "build_engine",
+    "is_memory_sqlite",
+    "masked",
+    "parse_url",
+    "spool_key",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's write lock before failing."""
@@ -97,6 +104,24 @@ def _mask_text(text: str) -> str:
 def masked(url: sa.URL) -> str:
     """The URL as shown in messages: never with its password, in the user info or in the query."""
     return mask_secret_url(url.render_as_string(hide_password=True))
+
+
+def spool_key(url: sa.URL) -> str | None:
+    """What names the database of `url` alike in every process (`Store.spool_key`); None for memory.
+
+    The driver, the password and the query do not change which database it
+    is; a SQLite path is made absolute, since processes differ in their
+    working directory.
+    """
+    if is_memory_sqlite(url):
+        return None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = (url.database or "").removeprefix("file:").split("?", 1)[0]
+        return f"sqlite:{os.path.abspath(path)}"
+    # URL.set ignores None: build the plain URL afresh, with no password to leave out.
+    plain = sa.URL.create(backend, username=url.username, host=url.host, port=url.port, database=url.database)
+    return plain.render_as_string(hide_password=False)
 
 
 def is_memory_sqlite(url: sa.URL) -> bool:

@@ -84,6 +84,10 @@ class Sql14Store(Store):
         """The database URL with its password masked."""
         return self._db.where
 
+    def spool_key(self) -> str | None:
+        """The database this store writes to (a SQLite file by its absolute path); None for memory."""
+        return self._db.spool_key
+
     def check_readable(self) -> None:
         """Refuse a SQLite file that does not exist: opening it would create an empty database."""
         self._db.check_readable()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -735,19 +736,29 @@ class TestQueueSettings:
         """Without configuration the queue is on, with QueueSettings' defaults."""
         config = Config.load()
         assert config.queue_enabled
-        assert config.queue_settings() == QueueSettings()
+        settings = config.queue_settings()
+        assert dataclasses.replace(settings, spool_dir=None) == QueueSettings()
+        # The spool lives beside the default store, in the data directory.
+        assert settings.spool_dir == str(default_store_path().parent / "spool")
 
     def test_from_file(self, local_file: Path) -> None:
         """Every queue key is read from the file."""
         write(
             local_file,
             "queue:\n  enabled: false\n  max_events: 7\n  batch_size: 3\n"
-            "  retry_for: 1.5\n  exit_timeout: 2\n  sync_timeout: 4\n",
+            "  retry_for: 1.5\n  exit_timeout: 2\n  sync_timeout: 4\n"
+            "  spool_max_bytes: 0\n  spool_dir: /var/spool/app\n",
         )
         config = Config.load()
         assert not config.queue_enabled
         assert config.queue_settings() == QueueSettings(
-            max_events=7, batch_size=3, retry_for=1.5, exit_timeout=2.0, sync_timeout=4.0
+            max_events=7,
+            batch_size=3,
+            retry_for=1.5,
+            exit_timeout=2.0,
+            sync_timeout=4.0,
+            spool_max_bytes=0,
+            spool_dir="/var/spool/app",
         )
 
     def test_from_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -758,11 +769,36 @@ class TestQueueSettings:
         monkeypatch.setenv("CODE_WAKE_QUEUE_RETRY_FOR", "0.5")
         monkeypatch.setenv("CODE_WAKE_QUEUE_EXIT_TIMEOUT", "3")
         monkeypatch.setenv("CODE_WAKE_QUEUE_SYNC_TIMEOUT", "9")
+        monkeypatch.setenv("CODE_WAKE_QUEUE_SPOOL_MAX_BYTES", "1000")
+        monkeypatch.setenv("CODE_WAKE_QUEUE_SPOOL_DIR", "~/spool")
         config = Config.load()
         assert not config.queue_enabled
         assert config.queue_settings() == QueueSettings(
-            max_events=11, batch_size=5, retry_for=0.5, exit_timeout=3.0, sync_timeout=9.0
+            max_events=11,
+            batch_size=5,
+            retry_for=0.5,
+            exit_timeout=3.0,
+            sync_timeout=9.0,
+            spool_max_bytes=1000,
+            spool_dir=str(Path.home() / "spool"),
         )
+
+    @pytest.mark.parametrize(
+        ("variable", "text", "expected"),
+        [
+            ("CODE_WAKE_QUEUE_SPOOL_MAX_BYTES", "-1", "a whole number (0 or more)"),
+            ("CODE_WAKE_QUEUE_SPOOL_MAX_BYTES", "lots", "a whole number (0 or more)"),
+            ("CODE_WAKE_QUEUE_SPOOL_DIR", "spool", "an absolute directory path"),
+        ],
+    )
+    def test_bad_spool_setting(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, text: str, expected: str
+    ) -> None:
+        """The spool's size must be 0 or more, its directory absolute; the error names the variable."""
+        monkeypatch.setenv(variable, text)
+        message = load_error()
+        assert variable in message
+        assert expected in message
 
     @pytest.mark.parametrize("text", ["0", "-1", "soon", "nan"])
     def test_bad_seconds(self, monkeypatch: pytest.MonkeyPatch, text: str) -> None:

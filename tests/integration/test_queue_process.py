@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 from pathlib import Path
 
 from code_wake import Process
@@ -108,7 +109,7 @@ class TestExit:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        assert "3 of 3 events not written: 3 not yet written" in done.stderr
+        assert "3 of 3 events not written: 3 set aside in the spool" in done.stderr
 
     def test_exit_after_logging_shutdown(self, tmp_path: Path, sqlite_url: str) -> None:
         """logging.shutdown() before the end does not stop the exit flush, nor hang it."""
@@ -162,7 +163,7 @@ class TestExit:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "logged"
-        assert "1000 of 1000 events not written: 1000 not yet written" in done.stderr
+        assert "1000 of 1000 events not written: 1000 set aside in the spool" in done.stderr
         assert "s3cret" not in done.stderr
 
 
@@ -256,20 +257,25 @@ class TestLockedDatabase:
 
 class TestFlood:
     def test_flood_against_a_locked_database_stays_bounded(self, tmp_path: Path) -> None:
-        """300,000 events of 1 KB into a SQLite file locked by another connection: memory grows < 200 MB."""
+        """300,000 events of 1 KB into a locked SQLite file: memory grows < 200 MB, the spool keeps the rest.
+
+        Once the lock is gone, the next process that logs to the store writes
+        every one of them, with the flooding process's identity.
+        """
         path = tmp_path / "locked.sqlite"
-        with Sql14Store(f"sqlite:///{path}") as schema_maker:
+        url = f"sqlite:///{path}"
+        with Sql14Store(url) as schema_maker:
             schema_maker.get_app_by_name("creates the schema")
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
         try:
             out = run_python(
                 f"""
-                import resource
+                import os, resource
                 import code_wake
                 from code_wake_sql14_store import Sql14QueueStore
 
-                store = Sql14QueueStore({f"sqlite:///{path}"!r})
+                store = Sql14QueueStore({url!r})
                 proc = code_wake.Process(store=store, app_name="flood")
                 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 blob = "x" * 1024
@@ -277,7 +283,7 @@ class TestFlood:
                     proc.log({{"n": str(n), "blob": blob}})
                 grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
                 stats = store.queue_stats
-                print(grown_kb, stats.pending, stats.dropped, stats.logged)
+                print(grown_kb, stats.pending, stats.spooled, stats.dropped, stats.logged, os.getpid())
                 """,
                 tmp_path,
                 env={"CODE_WAKE_QUEUE_EXIT_TIMEOUT": "0.5"},
@@ -286,8 +292,17 @@ class TestFlood:
         finally:
             blocker.execute("COMMIT")
             blocker.close()
-        grown_kb, pending, dropped, logged = map(int, out.split())
+        grown_kb, pending, spooled, dropped, logged, flood_pid = map(int, out.split())
         assert grown_kb < 200 * 1024
         assert logged == 300_000
-        assert pending + dropped == logged  # nothing could be written
-        assert dropped > 0
+        assert (pending + spooled, dropped) == (logged, 0)  # nothing written, nothing lost
+        assert spooled > 0
+
+        with closing(Sql14QueueStore(url)) as store:
+            Process(store=store, app_name="next").log({"n": "next"})
+            assert store.flush(timeout=240)
+            assert store.queue_stats.replayed == 300_000
+        stored = rows(
+            url, "SELECT p.pid, count(*) FROM events e JOIN processes p ON p.id = e.process_id GROUP BY p.pid"
+        )
+        assert dict(stored) == {flood_pid: 300_000, os.getpid(): 1}
