@@ -97,18 +97,19 @@ FIRST = """
     import code_wake
     from code_wake_sql14_store import Sql14QueueStore
 
-    url, settings = sys.argv[1], json.loads(sys.argv[2])
+    url, settings, app, before = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     store = Sql14QueueStore(url, queue_settings=code_wake.QueueSettings(**settings))
-    proc = code_wake.Process(store=store, app_name=sys.argv[3]).init()
-    for n in range(200):
+    proc = code_wake.Process(store=store, app_name=app)
+    for n in range(before):
         proc.log({"seq": str(n)})
-    assert store.flush(timeout=30)
+    if before:
+        assert store.flush(timeout=30)  # written: the process is registered
     print("ready", flush=True)
     sys.stdin.readline()  # the test stops the server (or not), then says go
-    for n in range(200, 500):
+    for n in range(before, 500):
         proc.log({"seq": str(n)})
     print("logged", flush=True)
-    # No flush, no close: the exit deals with the 300 just logged.
+    # No flush, no close: the exit deals with what was just logged.
 """
 
 SECOND = """
@@ -131,23 +132,42 @@ SECOND = """
     print(json.dumps(dataclasses.asdict(store.queue_stats)), flush=True)
 """
 
+TOTAL = 500
+"""Events FIRST logs in all."""
+
 
 @dataclasses.dataclass
 class Exited:
     pid: int
     seconds: float
     """From the program's last log call to its end."""
+    ended_at: float
+    """Its end, epoch seconds (events and process rows carry epoch seconds)."""
     stderr: str
 
 
 def run_first(
-    url: str, cwd: Path, settings: dict[str, Any], env: dict[str, str], app: str, kind: str | None
+    url: str,
+    cwd: Path,
+    settings: dict[str, Any],
+    env: dict[str, str],
+    app: str,
+    *,
+    before: int,
+    outage: str | None = None,
 ) -> Exited:
-    """FIRST, the server of `kind` stopped before its last 300 events (left down); or none stopped."""
+    """FIRST: `before` events written, then the rest logged and exit, with no flush.
+
+    `outage` names the server to stop (and leave stopped): after the `before` events are written,
+    or before the program starts where `before` is 0 (it then starts, logs and exits during the
+    outage, never having reached its store).
+    """
     script = cwd / "first.py"
     script.write_text(textwrap.dedent(FIRST))
+    if outage is not None and before == 0:
+        stop(outage)
     child = subprocess.Popen(
-        [sys.executable, str(script), url, json.dumps(settings), app],
+        [sys.executable, str(script), url, json.dumps(settings), app, str(before)],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(REPO), **env},
         stdin=subprocess.PIPE,
@@ -158,8 +178,8 @@ def run_first(
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     try:
         assert child.stdout.readline() == "ready\n", child.communicate(timeout=60)[1]
-        if kind is not None:
-            stop(kind)
+        if outage is not None and before > 0:
+            stop(outage)
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.stdout.readline() == "logged\n", child.communicate(timeout=60)[1]
@@ -171,11 +191,11 @@ def run_first(
             child.kill()
             child.communicate()
     assert child.returncode == 0, f"the first program failed ({child.returncode}):\n{stderr}"
-    return Exited(child.pid, seconds, stderr)
+    return Exited(child.pid, seconds, time.time(), stderr)
 
 
 def stored_by_pid(url: str) -> dict[int, Counter[int]]:
-    """Each process's sequence numbers (by pid), counted; a process's app name is checked by the caller."""
+    """Each process's sequence numbers (by pid), counted."""
     found = rows(
         url,
         "SELECT p.pid, d.val FROM events e JOIN processes p ON p.id = e.process_id "
@@ -187,16 +207,28 @@ def stored_by_pid(url: str) -> dict[int, Counter[int]]:
     return dict(by_pid)
 
 
-def app_of(url: str, pid: int) -> list[str]:
-    """The app names of the process rows with this pid (one row expected)."""
-    found = rows(
-        url, f"SELECT a.name FROM processes p JOIN apps a ON a.id = p.app_id WHERE p.pid = {int(pid)}"
+def assert_stored_as_first(url: str, first: Exited, delivered_from: float) -> None:
+    """All TOTAL events of `first` stored once each, as its own: its pid, one process row of app
+    "first", and the times it logged them, not the time they were delivered."""
+    by_pid = stored_by_pid(url)
+    mine = by_pid.get(first.pid, Counter())
+    assert mine == Counter(range(TOTAL)), (
+        f"the first process's events: {len(mine)} distinct, {sum(mine.values())} in all, of {TOTAL}; "
+        f"events by pid: { {pid: sum(c.values()) for pid, c in by_pid.items()} }"
     )
-    return [str(name) for (name,) in found]
+    (found,) = rows(
+        url,
+        "SELECT count(DISTINCT p.id), min(a.name), max(a.name), max(p.run_ts), max(e.when_ts) "
+        "FROM processes p JOIN apps a ON a.id = p.app_id JOIN events e ON e.process_id = p.id "
+        f"WHERE p.pid = {int(first.pid)}",
+    )
+    process_rows, app_min, app_max, run_ts, when_ts = found
+    assert (process_rows, app_min, app_max) == (1, "first", "first")
+    assert float(str(run_ts)) < delivered_from and float(str(when_ts)) < delivered_from
 
 
 def exit_during_outage(
-    server: tuple[str, str], tmp_path: Path, spool_dir: Path | None
+    server: tuple[str, str], tmp_path: Path, spool_dir: Path | None, before: int
 ) -> tuple[str, Exited, Exited]:
     """A program that exited while its server was down; the server is up again on return.
 
@@ -208,77 +240,67 @@ def exit_during_outage(
     (tmp_path / "baseline").mkdir()
     baseline_settings = {"spool_dir": str(tmp_path / "baseline" / "spool")}
     baseline_env = {"XDG_DATA_HOME": str(tmp_path / "baseline" / "xdg")}
-    baseline = run_first(url, tmp_path / "baseline", baseline_settings, baseline_env, "baseline", None)
+    baseline = run_first(
+        url, tmp_path / "baseline", baseline_settings, baseline_env, "baseline", before=before
+    )
     settings = {} if spool_dir is None else {"spool_dir": str(spool_dir)}
     env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
     try:
-        outage = run_first(url, tmp_path, settings, env, "first", kind)
+        first = run_first(url, tmp_path, settings, env, "first", before=before, outage=kind)
     finally:
         start(kind)
-    return url, outage, baseline
+    assert first.seconds <= baseline.seconds + 1.5, (
+        f"exit took {first.seconds:.1f} s with the server down, {baseline.seconds:.1f} s with it up"
+        f"\n{first.stderr}"
+    )
+    return url, first, baseline
 
 
+@pytest.mark.parametrize(
+    "before", [pytest.param(200, id="registered-first"), pytest.param(0, id="started-in-outage")]
+)
 def test_exit_during_outage_is_quick_and_the_next_process_delivers(
-    server: tuple[str, str], tmp_path: Path
+    server: tuple[str, str], tmp_path: Path, before: int
 ) -> None:
     """Exit with the server down takes about a second more than with it up; the next process delivers.
 
-    The next process opens the same store (and spool) once the server is back: the first one's 300
-    unwritten events are stored, once each, as the first process's (its pid, its process row).
+    The first program has written 200 events before the outage (registered-first), or starts and
+    ends within it, never having reached the database (started-in-outage). The next process opens
+    the same store and spool once the server is back: the first one's unwritten events are stored,
+    once each, as the first process's (its pid, its own process row, its times).
     """
     require_spool()
-    url, outage, baseline = exit_during_outage(server, tmp_path, tmp_path / "spool")
-    assert outage.seconds <= baseline.seconds + 1.5, (
-        f"exit took {outage.seconds:.1f} s with the server down, {baseline.seconds:.1f} s with it up"
-        f"\n{outage.stderr}"
-    )
-    assert spooled_files(tmp_path / "spool"), f"nothing in the spool directory\n{outage.stderr}"
+    url, first, baseline = exit_during_outage(server, tmp_path, tmp_path / "spool", before)
+    assert spooled_files(tmp_path / "spool"), f"nothing in the spool directory\n{first.stderr}"
+    delivered_from = time.time()
+    settings = json.dumps({"spool_dir": str(tmp_path / "spool")})
     out = run_command(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(SECOND),
-            url,
-            json.dumps({"spool_dir": str(tmp_path / "spool")}),
-            "300",
-        ],
+        [sys.executable, "-c", textwrap.dedent(SECOND), url, settings, str(TOTAL - before)],
         cwd=tmp_path,
         env={"XDG_DATA_HOME": str(tmp_path / "xdg")},
     )
     stats = json.loads(out.splitlines()[-1])
-    assert (stats["replayed"], stats["spooled"], stats["dropped"], stats["rejected"]) == (300, 0, 0, 0)
-    by_pid = stored_by_pid(url)
-    assert by_pid[outage.pid] == Counter(range(500)), (
-        f"first process: {len(by_pid.get(outage.pid, ()))} distinct of 500; stored by pid: "
-        f"{ {pid: sum(c.values()) for pid, c in by_pid.items()} }"
-    )
-    assert by_pid[baseline.pid] == Counter(range(500))
-    assert set(by_pid) == {outage.pid, baseline.pid}  # none under the second process's identity
-    assert app_of(url, outage.pid) == ["first"]
+    figures = (stats["replayed"], stats["spooled"], stats["dropped"], stats["rejected"])
+    assert figures == (TOTAL - before, 0, 0, 0), stats
+    assert_stored_as_first(url, first, delivered_from)
+    assert stored_by_pid(url)[baseline.pid] == Counter(range(TOTAL))
 
 
 def test_exit_during_outage_delivered_by_the_cli(server: tuple[str, str], tmp_path: Path) -> None:
     """`code-wake spool` shows the 300 events left by a program that exited during an outage;
     `code-wake spool --deliver` stores them, once each, as that program's."""
     require_spool()
-    url, outage, baseline = exit_during_outage(server, tmp_path, None)  # the default spool, for the CLI
-    assert outage.seconds <= baseline.seconds + 1.5, (
-        f"exit took {outage.seconds:.1f} s with the server down, {baseline.seconds:.1f} s with it up"
-        f"\n{outage.stderr}"
-    )
+    url, first, _ = exit_during_outage(server, tmp_path, None, 200)  # the default spool, for the CLI
     default_spool = tmp_path / "xdg" / "code_wake" / "spool"
-    assert spooled_files(default_spool), f"nothing in {default_spool}\n{outage.stderr}"
+    assert spooled_files(default_spool), f"nothing in {default_spool}\n{first.stderr}"
     env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
     cli = [sys.executable, "-m", "code_wake"]
     shown = run_command([*cli, "spool", "--store", url], cwd=tmp_path, env=env)
     assert "300" in shown, shown
-    assert stored_by_pid(url)[outage.pid] == Counter(range(200))  # showing delivers nothing
+    assert stored_by_pid(url)[first.pid] == Counter(range(200))  # showing delivers nothing
+    delivered_from = time.time()
     run_command([*cli, "spool", "--deliver", "--store", url], cwd=tmp_path, env=env)
-    by_pid = stored_by_pid(url)
-    assert by_pid[outage.pid] == Counter(range(500)), (
-        f"first process: {len(by_pid.get(outage.pid, ()))} distinct of 500"
-    )
-    assert app_of(url, outage.pid) == ["first"]
+    assert_stored_as_first(url, first, delivered_from)
     again = run_command([*cli, "spool", "--store", url], cwd=tmp_path, env=env)
     assert "300" not in again, again
 
