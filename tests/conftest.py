@@ -83,8 +83,9 @@ def _scratch_database(env_var: str, default: str, name: str) -> Iterator[str]:
     """Create a database for this test session on the server, yield its URL, drop it."""
     admin_url = sa.make_url(os.environ.get(env_var) or default)
     try:
+        # pool_pre_ping: the outage tests (marker `fault`) restart the servers mid-session.
         engine = sa.create_engine(
-            admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+            admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}, pool_pre_ping=True
         )
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
