@@ -40,7 +40,8 @@ test: lint browser
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
 
 ## test-pythons: the suite on the other Python versions we promise, each in its own environment
-# PYTHONS lists them; FULL_PYTHONS run the whole suite, the others the exit and fork tests.
+# PYTHONS lists them; FULL_PYTHONS run the whole suite, the others the exit and fork tests; none
+# repeats the fault tests (they stop the database servers; what they prove does not vary by version).
 # An interpreter is python3.X on PATH, else the newest pyenv 3.X.
 PYTHONS ?= 3.10 3.12 3.13
 FULL_PYTHONS ?= 3.10 3.13
@@ -51,7 +52,7 @@ test-pythons:
 	    $(MAKE) --no-print-directory VENV=.venv-$$v PYTHON=$$py .venv-$$v/.installed; \
 	    case " $(FULL_PYTHONS) " in *" $$v "*) what=tests;; *) what="$(EXIT_AND_FORK_TESTS)";; esac; \
 	    echo "== Python $$v: $$what"; \
-	    .venv-$$v/bin/python -m pytest -p no:cacheprovider $$what $(PYTEST_ARGS); \
+	    .venv-$$v/bin/python -m pytest -p no:cacheprovider -m "not fault" $$what $(PYTEST_ARGS); \
 	done
 
 ## bench: the benchmarks (never part of the tests)

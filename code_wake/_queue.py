@@ -97,7 +97,9 @@ class EventQueue:
                 counts.queued_bytes + size > self.settings.max_bytes
                 or len(self._items) >= self.settings.max_events
             )
-            if not full:
+            if full:
+                counts.in_flight += 1  # on its way to the spool: pending till it is there
+            else:
                 counts.queued_bytes += size
                 self._items.append(event)
         if full:
@@ -130,22 +132,22 @@ class EventQueue:
         """Write on the calling thread: no worker can (interpreter shutdown), or it is the worker."""
         with self._lock:
             self._counts.logged += 1
+            self._counts.in_flight += 1
             store_kept_up = self._exit_flushed
         if not store_kept_up:
             # The store did not keep up at exit: do not hold the exit up any longer for it.
-            self._aside.set_aside([event], taken=False, reason="the store did not take the exit flush")
+            self._aside.set_aside([event], reason="the store did not take the exit flush")
             if sync:
                 raise StoreError("The store did not take the exit flush; the event is not written.")
             return None
         try:
             record = self._write_here(event)
         except Exception as exc:
-            self._aside.set_aside([event], taken=False, reason="writing it at exit failed", exc=exc)
+            self._aside.set_aside([event], reason="writing it at exit failed", exc=exc)
             if sync:
                 raise
             return None
-        with self._lock:
-            self._counts.written += 1
+        self._ledger.written(1)
         return record if sync else None
 
     def _start(self) -> bool:
@@ -356,12 +358,25 @@ class EventQueue:
         """
         if self.spool is None:
             return self.flush(timeout)
-        if not (self._aside.down or self._failing):
-            reserve = min(_EXIT_RESERVE, timeout / 5)
-            if self.flush(max(0.0, timeout - reserve)):
-                return True
+        reserve = min(_EXIT_RESERVE, timeout / 5)
+        if self._flush_while_healthy(max(0.0, timeout - reserve)):
+            return True
         self._set_all_aside()
         return False
+
+    def _flush_while_healthy(self, timeout: float) -> bool:
+        """Flush, but give up as soon as the store fails: at exit, waiting for it is time lost."""
+        worker = self.worker
+        if not (self.state is _RUNNING and worker is not None and worker.is_alive()):
+            return not (self._aside.down or self._failing) and self.flush(timeout)
+        deadline = time.monotonic() + timeout
+        marker = Waiter(None)
+        self._items.append(marker)
+        self._wakeup.set()
+        while not marker.done.wait(min(0.02, max(0.0, deadline - time.monotonic()))):
+            if self._aside.down or self._failing or time.monotonic() >= deadline:
+                return False
+        return True
 
     def _set_all_aside(self) -> None:
         """Spool everything pending now: the queue here, and the worker's batch once its try ends."""
@@ -380,9 +395,10 @@ class EventQueue:
             self._aside.set_aside_batch(stuck, reason="exit deadline")
 
     def close(self, timeout: float | None = 5.0) -> bool:
-        """Flush within `timeout` and stop the worker; True if nothing was left unwritten.
+        """Flush within `timeout` and stop the worker; True if the flush got through in time.
 
-        What is left goes to the spool (with none, it is dropped and counted as lost).
+        What is still queued after it goes to the spool (with none, it is
+        dropped and counted as lost); ``queue_stats`` says what was written.
         """
         if self.state is State.CLOSED:
             return not self._items

@@ -41,21 +41,21 @@ class Ledger:
         with self.lock:
             self.counts.retries += 1
 
-    def set_aside(self, events: list[PendingEvent], *, taken: bool, spooled: bool, reason: str) -> int:
-        """`events` went to the spool, or (not `spooled`) are dropped; the running total of that kind.
+    def set_aside(self, events: list[PendingEvent], *, spooled: bool, reason: str, at_door: bool) -> int:
+        """`events` (in flight) went to the spool, or (not `spooled`) are dropped; the running total.
 
-        `taken`: they were in flight (taken off the queue), rather than just logged.
+        `at_door`: refused as they came (memory full), rather than taken to be
+        written: a drop then is not counted as `lost`.
         """
         count = len(events)
         counts = self.counts
         with self.lock:
-            if taken:
-                counts.in_flight -= count
+            counts.in_flight -= count
             if spooled:
                 counts.spooled += count
                 return counts.spooled
             counts.dropped += count
-            counts.lost += count if taken else 0
+            counts.lost += 0 if at_door else count
             counts.unrecorded_drops += count
             counts.drop_owner, counts.drop_reason = events[-1].process, reason
             return counts.dropped

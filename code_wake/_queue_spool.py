@@ -132,7 +132,7 @@ class SpoolSide:
 
     def overflow(self, event: PendingEvent) -> None:
         """Memory is full: the event goes to the spool (a write to the page cache, no fsync) or is dropped."""
-        if self.set_aside([event], taken=False, reason="queue full") and self.deliveries.at is None:
+        if self.set_aside([event], reason="queue full", at_door=True) and self.deliveries.at is None:
             self.deliveries.now()
 
     def set_aside_batch(
@@ -144,7 +144,7 @@ class SpoolSide:
         down until a delivery from the spool works.
         """
         events = events_in(batch)
-        spooled = bool(events) and self.set_aside(events, taken=True, reason=reason, exc=exc)
+        spooled = bool(events) and self.set_aside(events, reason=reason, exc=exc)
         if spooled and exc is not None:
             self.down = True
             self.deliveries.later()
@@ -157,11 +157,16 @@ class SpoolSide:
                 item.done.set()
 
     def set_aside(
-        self, events: list[PendingEvent], *, taken: bool, reason: str, exc: BaseException | None = None
+        self,
+        events: list[PendingEvent],
+        *,
+        reason: str,
+        exc: BaseException | None = None,
+        at_door: bool = False,
     ) -> bool:
-        """Append `events` to the spool; True if they are there, False if they are dropped (and counted).
+        """Append `events` (counted in flight) to the spool; True if they are there, False if dropped.
 
-        `taken`: they were taken off the queue (in flight), rather than just logged.
+        `at_door`: refused as they came (memory full) rather than taken to be written.
         """
         failure: BaseException | None = exc
         spooled = False
@@ -171,14 +176,14 @@ class SpoolSide:
                 spooled = True
             except SpoolError as error:
                 failure = error
-        total = self._ledger.set_aside(events, taken=taken, spooled=spooled, reason=reason)
+        total = self._ledger.set_aside(events, spooled=spooled, reason=reason, at_door=at_door)
         count = len(events)
         if spooled:
             where = self.spool.directory if self.spool is not None else ""
             report_problem(
                 "queue-spooled", f"{count} events set aside in the spool {where} ({total} so far): {reason}"
             )
-        elif taken:
+        elif not at_door:
             message = f"{reason}: {count} queued events are given up ({total} dropped so far)"
             report_problem("queue-lost", message, failure)
         else:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 
-__all__ = ["REPORT_INTERVAL", "counts", "report_problem"]
+__all__ = ["REPORT_INTERVAL", "counts", "report_held_back", "report_problem"]
 
 REPORT_INTERVAL = 60.0
 """Seconds between two reports of the same kind of problem."""
@@ -28,6 +28,8 @@ _lock = threading.Lock()
 _counts: Counter[str] = Counter()
 _unreported: Counter[str] = Counter()
 _last_report: dict[str, float] = {}
+_held_back: dict[str, tuple[str, BaseException | None]] = {}
+"""The latest report of each kind the interval held back: its figures are the newest."""
 
 
 def report_problem(kind: str, message: str, exc: BaseException | None = None) -> None:
@@ -38,9 +40,24 @@ def report_problem(kind: str, message: str, exc: BaseException | None = None) ->
         _unreported[kind] += 1
         last = _last_report.get(kind)
         if last is not None and now - last < REPORT_INTERVAL:
+            _held_back[kind] = (message, exc)
             return
         _last_report[kind] = now
+        _held_back.pop(kind, None)
         times = _unreported.pop(kind)
+    _emit(message, exc, times)
+
+
+def report_held_back() -> None:
+    """Report now the latest of each kind the interval held back (at exit: its figures are the last)."""
+    with _lock:
+        held = [(message, exc, _unreported.pop(kind, 1)) for kind, (message, exc) in _held_back.items()]
+        _held_back.clear()
+    for message, exc, times in held:
+        _emit(message, exc, times)
+
+
+def _emit(message: str, exc: BaseException | None, times: int) -> None:
     suffix = "" if times == 1 else f" ({times} times since the last report)"
     detail = "" if exc is None else f": {type(exc).__name__}: {exc}"
     logger.warning("code_wake: %s%s%s", message, detail, suffix)

@@ -20,6 +20,7 @@ from . import _exit
 from ._fork import ForkPhase, at_fork_in_child
 from ._queue import EventQueue
 from ._queue_settings import QueueSettings, QueueStats
+from ._report import report_held_back
 from .event import PendingEvent
 from .records import EventRecord
 from .store import Store
@@ -63,7 +64,10 @@ class QueueStore(Store):
         return self.queue.flush(timeout)
 
     def close(self, timeout: float | None = 5.0) -> bool:  # type: ignore[override]
-        """Flush within `timeout`, stop the worker and close the store; True if nothing was left."""
+        """Flush within `timeout`, stop the worker and close the store; True if the flush got through.
+
+        What the flush did not get through goes to the spool (``queue_stats`` says how many).
+        """
         left_nothing = self.queue.close(timeout)
         _live_queues.discard(self.queue)
         super().close()
@@ -135,6 +139,8 @@ def _flush_at_exit() -> None:
     timeout = max(q.settings.exit_timeout for q in queues)
     _exit.begin(timeout)
     outcome = {id(q): q.flush_at_exit(_exit.remaining(timeout)) for q in queues}
+    # Reports are rate-limited; the last ones held back carry the final running totals.
+    report_held_back()
     _report_unwritten(queues, timeout)
     for queue in queues:
         queue.exited(outcome[id(queue)])

@@ -30,12 +30,14 @@ from ._stall import StallGuard
 
 __all__ = [
     "CHUNK",
+    "OUTCOME_UNKNOWN",
     "RACE_ATTEMPTS",
     "Database",
     "chunks",
     "deadlocked",
     "describe_error",
     "lost_race",
+    "outcome_unknown",
     "transient",
     "translate_error",
     "unavailable",
@@ -83,6 +85,16 @@ def _error_code(exc: sa.exc.DBAPIError) -> object:
 def lost_race(exc: sa.exc.DBAPIError) -> bool:
     """True when another transaction got there first (a unique violation), or for any `transient` failure."""
     return isinstance(exc, sa.exc.IntegrityError) or transient(exc)
+
+
+OUTCOME_UNKNOWN = "code_wake_outcome_unknown"
+"""Set (True) on a SQLAlchemy error after which nobody knows whether the transaction committed:
+raised by the COMMIT itself, or by the look that was to tell."""
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether the transaction `exc` ended may have committed after all (`OUTCOME_UNKNOWN`)."""
+    return bool(getattr(exc, OUTCOME_UNKNOWN, False))
 
 
 class Database:
@@ -207,15 +219,26 @@ class Database:
         if self.read_only:
             # Every write goes through here: a reader's store refuses them all, on every backend.
             raise StoreError(f"This store for {self.where} was opened read-only; it cannot write.")
-        with (
-            self.connect() as conn,
-            self.stall_guard.watching(conn.connection.dbapi_connection),
-            conn.begin(),
-        ):
-            yield conn
+        committing = False
+        try:
+            with (
+                self.connect() as conn,
+                self.stall_guard.watching(conn.connection.dbapi_connection),
+                conn.begin(),
+            ):
+                yield conn
+                committing = True
+        except sa.exc.DBAPIError as exc:
+            if committing:
+                # The COMMIT was sent and no answer came: the transaction may have committed.
+                setattr(exc, OUTCOME_UNKNOWN, True)
+            raise
 
     def retrying(
-        self, work: Callable[[sa.Connection], _T], retry: Callable[[sa.exc.DBAPIError], bool] = lost_race
+        self,
+        work: Callable[[sa.Connection], _T],
+        retry: Callable[[sa.exc.DBAPIError], bool] = lost_race,
+        landed: Callable[[sa.Connection], _T | None] | None = None,
     ) -> _T:
         """`work` in a transaction of its own, run again while it fails in a way `retry` accepts.
 
@@ -224,6 +247,9 @@ class Database:
         snapshot of an ongoing transaction would not show. At most `RACE_ATTEMPTS` tries,
         and two for a lost connection: when the fresh one is lost too the server is
         down, and the caller (the queue's backoff) decides when to try again.
+
+        `landed` tells, after a COMMIT that got no answer, whether `work`
+        committed after all (its result, or None): then it is not run twice.
         """
         attempt = 0
         while True:
@@ -231,10 +257,26 @@ class Database:
                 with self.begin() as conn:
                     return work(conn)
             except sa.exc.DBAPIError as exc:
+                if landed is not None and outcome_unknown(exc):
+                    found = self._look(landed)
+                    if found is not None:
+                        return found
                 attempt += 1
                 lost_again = exc.connection_invalidated and attempt >= 2
                 if attempt >= RACE_ATTEMPTS or lost_again or not retry(exc):
                     raise
+
+    def _look(self, landed: Callable[[sa.Connection], _T | None]) -> _T | None:
+        """Whether a transaction whose COMMIT got no answer committed (`landed`'s answer).
+
+        If the look fails too, its error says the outcome is still unknown.
+        """
+        try:
+            with self.connect() as conn:
+                return landed(conn)
+        except sa.exc.DBAPIError as exc:
+            setattr(exc, OUTCOME_UNKNOWN, True)
+            raise
 
     def _checkout(self) -> sa.Connection:
         if self._closed:

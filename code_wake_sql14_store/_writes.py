@@ -18,7 +18,7 @@ from code_wake.records import DataItem, EventRecord, ProcessRecord, StacktraceRe
 
 from ._batch import new_id
 from ._counts import CountRow, add_counts
-from ._database import Database, chunks, transient
+from ._database import Database, chunks, outcome_unknown, transient
 from ._records import chain_text, clip, clip_data, event_record, process_values
 from ._traces import StackTraces
 from .schema import LONG_TEXT_LIMIT, NAME_LENGTH, events, events_data, processes, stacktraces
@@ -55,6 +55,10 @@ class EventWriter:
     def __init__(self, db: Database, traces: StackTraces) -> None:
         self._db = db
         self._traces = traces
+        self._unsure: list[_EventRow] | None = None
+        """The rows of the last batch whose COMMIT got no answer: it may be stored already."""
+        self._landed: dict[_EventRow, int] = {}
+        """The rows of such a batch found stored after all, with their ids, until written again."""
 
     def insert_events(
         self, events: Sequence[PendingEvent], owners: Sequence[ProcessRecord]
@@ -104,7 +108,36 @@ class EventWriter:
             add_counts(conn, self._db.upsert_counts, _count_rows(ids, rows))
             return ids
 
-        return self._db.retrying(write, transient), rows
+        def landed(conn: sa.Connection) -> list[int] | None:
+            return _stored_ids(conn, rows)
+
+        stored = self._already_stored(rows)
+        if stored is not None:
+            return stored, rows
+        try:
+            ids = self._db.retrying(write, transient, landed)
+        except sa.exc.DBAPIError as exc:
+            self._unsure = rows if outcome_unknown(exc) else None
+            raise
+        self._unsure = None
+        return ids, rows
+
+    def _already_stored(self, rows: list[_EventRow]) -> list[int] | None:
+        """The ids of `rows` if a batch whose COMMIT got no answer stored them after all, else None.
+
+        The queue writes such a batch again, whole or one event at a time;
+        each of its rows is found stored once, and not written twice.
+        """
+        if self._unsure is not None:
+            unsure = self._unsure
+            with self._db.connect() as conn:
+                ids = _stored_ids(conn, unsure)
+            self._unsure = None
+            self._landed = {} if ids is None else dict(zip(unsure, ids, strict=True))
+        if not self._landed or any(row not in self._landed for row in rows):
+            self._landed = {}
+            return None
+        return [self._landed.pop(row) for row in rows]
 
     def _insert_event_rows(self, conn: sa.Connection, rows: list[_EventRow]) -> list[int]:
         if len(rows) == 1:
@@ -177,3 +210,29 @@ def _present(conn: sa.Connection, column: sa.Column[Any], ids: Sequence[int]) ->
     for chunk in chunks(ids):
         found.update(int(i) for i in conn.execute(sa.select(column).where(column.in_(chunk))).scalars())
     return found
+
+
+def _stored_ids(conn: sa.Connection, rows: Sequence[_EventRow]) -> list[int] | None:
+    """The ids of `rows` if every one of them is stored (their batch committed), else None.
+
+    An event is found by its process and exact time; a batch is one
+    transaction, so either all of it is there or none. Two events of one
+    process at the same instant take the ids in order.
+    """
+    times = [row.when_ts for row in rows]
+    query = (
+        sa.select(events.c.id, events.c.process_id, events.c.when_ts)
+        .where(events.c.process_id.in_(sorted({row.process_id for row in rows})))
+        .where(events.c.when_ts.between(min(times), max(times)))
+        .order_by(events.c.id)
+    )
+    stored: dict[tuple[int, float], list[int]] = {}
+    for event_id, process_id, when_ts in conn.execute(query):
+        stored.setdefault((process_id, when_ts), []).append(event_id)
+    ids = []
+    for row in rows:
+        candidates = stored.get((row.process_id, row.when_ts))
+        if not candidates:
+            return None
+        ids.append(candidates.pop(0))
+    return ids

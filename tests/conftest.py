@@ -10,6 +10,11 @@ created for this test session on the server named by CODE_WAKE_TEST_POSTGRESQL
 / CODE_WAKE_TEST_MYSQL (default: the local servers on 127.0.0.1). Where no
 server answers, the test skips with the reason, unless
 CODE_WAKE_TEST_REQUIRE_SERVERS is set (as .ci/run does): then it fails.
+
+Fault tests (marker `fault`) stop and start this machine's database servers
+(tests/integration/servers.py). They run only with CODE_WAKE_TEST_FAULTS=1
+(as .ci/run sets): on a developer's machine stopping the servers would be a
+surprise, and needs the right to.
 """
 
 from __future__ import annotations
@@ -32,6 +37,17 @@ DEFAULT_POSTGRESQL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_MYSQL = "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("CODE_WAKE_TEST_FAULTS"):
+        return
+    skip = pytest.mark.skip(
+        reason="stops and starts this machine's database servers: set CODE_WAKE_TEST_FAULTS=1 to run it"
+    )
+    for item in items:
+        if item.get_closest_marker("fault") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Reset the Process singleton and isolate configuration for every test."""
@@ -45,6 +61,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.setattr(_report, "_counts", Counter())
     monkeypatch.setattr(_report, "_unreported", Counter())
     monkeypatch.setattr(_report, "_last_report", {})
+    monkeypatch.setattr(_report, "_held_back", {})
     code_wake.Process.reset()
     yield
     code_wake.Process.reset()

@@ -63,3 +63,18 @@ class TestReportOnStderr:
         monkeypatch.setattr(_report, "logger", lone_logger(logging.NullHandler()))
         _report.report_problem("test-kind", "the store is gone")
         assert capsys.readouterr().err == ""
+
+
+class TestHeldBack:
+    def test_the_latest_figure_is_reported_at_exit(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Reports held back by the interval are not lost: the latest one, with its count, comes at exit."""
+        with caplog.at_level(logging.WARNING, logger="code_wake"):
+            for total in (1, 2, 3):
+                _report.report_problem("test-kind", f"events dropped ({total} so far)")
+            assert [r.getMessage() for r in caplog.records] == ["code_wake: events dropped (1 so far)"]
+            _report.report_held_back()
+            _report.report_held_back()  # once
+        assert [r.getMessage() for r in caplog.records] == [
+            "code_wake: events dropped (1 so far)",
+            "code_wake: events dropped (3 so far) (2 times since the last report)",
+        ]

@@ -1,12 +1,9 @@
 """Outages the memory queue cannot ride out alone: they need the disk spool (issue 11, item 2).
 
-Written before the spool landed, against the API it is to have:
-`QueueSettings(spool_dir=..., spool_max_bytes=...)`, `QueueStats.spooled`
-and `QueueStats.replayed`, and `code-wake spool [--deliver]`. Until then
-each test fails on an assertion that says what is missing or what went
-wrong (never at collection). Each stops a real server (marker `fault`) and
-starts it again, answering, before it ends. Every program gets its own
-spool directory (or its own XDG_DATA_HOME, for the default one).
+Each test but the gunicorn one stops a real server (marker `fault`) and
+starts it again, answering, before it ends; the gunicorn one logs to a
+port nothing listens on. Every program gets its own spool directory (or
+its own XDG_DATA_HOME, for the default one).
 """
 
 from __future__ import annotations
@@ -26,22 +23,10 @@ from typing import Any
 
 import pytest
 
-from code_wake import QueueSettings, QueueStats
-
 from .helpers import REPO, rows, run_command
 from .servers import KINDS, start, stop, stopped
 from .steady import SteadyLogger, missing_and_doubled, stored_sequence
 from .test_frameworks import free_port, get
-
-pytestmark = pytest.mark.fault
-
-
-def require_spool() -> None:
-    """Fail (clearly) where the spool's API is not there yet."""
-    settings = {field.name for field in dataclasses.fields(QueueSettings)}
-    stats = {field.name for field in dataclasses.fields(QueueStats)}
-    missing = sorted({"spool_dir", "spool_max_bytes"} - settings) + sorted({"spooled", "replayed"} - stats)
-    assert not missing, f"the disk spool (issue 11, item 2) has not landed: no {', '.join(missing)}"
 
 
 @pytest.fixture(params=KINDS)
@@ -58,9 +43,9 @@ def spooled_files(directory: Path) -> list[Path]:
 # -- an outage longer than retry_for -----------------------------------------------------------------
 
 
+@pytest.mark.fault
 def test_server_down_longer_than_retry_for_loses_nothing(server: tuple[str, str], tmp_path: Path) -> None:
     """500 events/s for 40 s, the server down for 20 s with retry_for=5: each event stored once, after."""
-    require_spool()
     kind, url = server
     settings = {"retry_for": 5, "spool_dir": str(tmp_path / "spool")}
     child = SteadyLogger(
@@ -256,6 +241,7 @@ def exit_during_outage(
     return url, first, baseline
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize(
     "before", [pytest.param(200, id="registered-first"), pytest.param(0, id="started-in-outage")]
 )
@@ -269,7 +255,6 @@ def test_exit_during_outage_is_quick_and_the_next_process_delivers(
     the same store and spool once the server is back: the first one's unwritten events are stored,
     once each, as the first process's (its pid, its own process row, its times).
     """
-    require_spool()
     url, first, baseline = exit_during_outage(server, tmp_path, tmp_path / "spool", before)
     assert spooled_files(tmp_path / "spool"), f"nothing in the spool directory\n{first.stderr}"
     delivered_from = time.time()
@@ -286,10 +271,10 @@ def test_exit_during_outage_is_quick_and_the_next_process_delivers(
     assert stored_by_pid(url)[baseline.pid] == Counter(range(TOTAL))
 
 
+@pytest.mark.fault
 def test_exit_during_outage_delivered_by_the_cli(server: tuple[str, str], tmp_path: Path) -> None:
     """`code-wake spool` shows the 300 events left by a program that exited during an outage;
     `code-wake spool --deliver` stores them, once each, as that program's."""
-    require_spool()
     url, first, _ = exit_during_outage(server, tmp_path, None, 200)  # the default spool, for the CLI
     default_spool = tmp_path / "xdg" / "code_wake" / "spool"
     assert spooled_files(default_spool), f"nothing in {default_spool}\n{first.stderr}"

@@ -1,0 +1,121 @@
+"""A COMMIT that gets no answer (the server went down, the connection was cut) is not written twice.
+
+Whether such a transaction committed is unknown to the client. The store
+looks before it writes the batch again: if every event of the batch is there,
+it returns them as stored rather than store them a second time. The lost
+answer is made here by committing for real, then raising the error a dropped
+connection raises, from inside the dialect's commit (so SQLAlchemy wraps it
+as it would the real one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from code_wake import Process
+from code_wake.event import EventPolicy, PendingEvent
+from code_wake_sql14_store import Sql14Store, _writes
+from code_wake_sql14_store.schema import events_data
+
+POLICY = EventPolicy()
+
+
+class LostAnswers:
+    """Makes the next `count` COMMITs of a store commit, then fail as if the answer never came."""
+
+    def __init__(self, store: Sql14Store) -> None:
+        self.count = 0
+        dialect = store._db.engine.dialect
+        self._commit = dialect.do_commit
+        self._error = dialect.loaded_dbapi.OperationalError
+        dialect.do_commit = self._do_commit  # type: ignore[method-assign]
+
+    def _do_commit(self, dbapi_connection: object) -> None:
+        self._commit(dbapi_connection)
+        if self.count:
+            self.count -= 1
+            raise self._error("server closed the connection unexpectedly")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Sql14Store]:
+    store = Sql14Store(db_url)
+    yield store
+    store.close()
+
+
+def batch(store: Sql14Store, size: int) -> list[PendingEvent]:
+    process = Process(store=store, app_name="commit").init()
+    return [POLICY.build(process.info, {"n": n}) for n in range(size)]
+
+
+def stored_ns(store: Sql14Store) -> list[str]:
+    query = sa.select(events_data.c.val).where(events_data.c.key == "n").order_by(events_data.c.val)
+    with store._db.connect() as conn:
+        return [str(v) for (v,) in conn.execute(query)]
+
+
+def test_a_batch_whose_commit_answer_was_lost_is_stored_once(store: Sql14Store) -> None:
+    """The retry finds the batch stored and returns its records; no event twice."""
+    events = batch(store, 5)
+    LostAnswers(store).count = 1
+    records = store.insert_events(events)
+    assert [r.data_dict()["n"] for r in records] == ["0", "1", "2", "3", "4"]
+    assert len({r.id for r in records}) == 5
+    assert stored_ns(store) == ["0", "1", "2", "3", "4"]
+
+
+def test_the_queue_writing_it_again_later_finds_it_stored(
+    store: Sql14Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store could not look at once (the server was gone): the next write of the batch looks first.
+
+    The queue writes a failed batch again whole, or one event at a time; in
+    both forms each event is found stored and not written again.
+    """
+    events = batch(store, 4)
+    LostAnswers(store).count = 1
+    looks = {"left": 1}
+    real = _writes._stored_ids
+
+    def unreachable_once(conn: sa.Connection, rows: object) -> object:
+        if looks["left"]:
+            looks["left"] -= 1
+            raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return real(conn, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_writes, "_stored_ids", unreachable_once)
+    with pytest.raises(Exception, match="server closed the connection"):
+        store.insert_events(events)
+    first = store.insert_events(events[:1])  # the queue's one-at-a-time form
+    rest = store.insert_events(events[1:])
+    assert [r.data_dict()["n"] for r in [*first, *rest]] == ["0", "1", "2", "3"]
+    assert stored_ns(store) == ["0", "1", "2", "3"]
+    # Looked once, found them, forgot them: a new batch is written as usual.
+    more = store.insert_events(batch(store, 1))
+    assert more[0].id not in {r.id for r in [*first, *rest]}
+
+
+def test_a_batch_that_did_not_commit_is_written(store: Sql14Store) -> None:
+    """When the lost COMMIT did not commit (nothing is there), the batch is written: nothing lost."""
+    events = batch(store, 3)
+    dialect = store._db.engine.dialect
+    real = dialect.do_commit
+    failed = {"left": 1}
+
+    def rollback_then_fail(dbapi_connection: object) -> None:
+        if failed["left"]:
+            failed["left"] -= 1
+            dialect.do_rollback(dbapi_connection)
+            raise dialect.loaded_dbapi.OperationalError("server closed the connection unexpectedly")
+        real(dbapi_connection)
+
+    dialect.do_commit = rollback_then_fail  # type: ignore[method-assign]
+    with pytest.raises(Exception, match="server closed the connection"):
+        store.insert_events(events)
+    records = store.insert_events(events)  # the queue's next try: it looks, finds nothing, writes
+    assert len(records) == 3
+    assert stored_ns(store) == ["0", "1", "2"]
