@@ -149,8 +149,8 @@ def running_cost(tmp: str, calls: int, repeats: int) -> list[Row]:
         rows += _compare(ours, _Anchor(f"{tmp}/running-plain.log", False), False, calls, repeats)
     finally:
         ours.close()
-    # Caller figures first, then the CPU one.
-    return [rows[0], rows[1], rows[4], rows[5], rows[2], rows[3]]
+    # The caller figures first, then the CPU ones.
+    return [*rows[0:2], *rows[4:6], *rows[2:4], *rows[6:8]]
 
 
 def _compare(ours: _Ours, anchor: _Anchor, with_extra: bool, calls: int, repeats: int) -> list[Row]:
