@@ -11,6 +11,7 @@ from . import (
     bounds,
     doors,
     growth,
+    handler_persisted,
     many_writers,
     queries,
     queue_bench,
@@ -54,8 +55,12 @@ BENCHES: dict[str, tuple[str, Bench]] = {
         lambda quick: sync_latency.run(sizes=(0, 10_000) if quick else (0, 100_000)),
     ),
     "handler": (
-        "logger.warning / logger.exception: CodeWakeHandler vs stdlib QueueHandler, us per call",
+        "logger.warning / logger.exception, writer held back: CodeWakeHandler vs QueueHandler, us per call",
         lambda quick: doors.handler_cost(calls=5_000 if quick else 20_000),
+    ),
+    "handler-running": (
+        "logger.warning with writers running, into SQLite vs QueueListener -> FileHandler (lower is better)",
+        handler_persisted.run,
     ),
     "processor": (
         "structlog: CodeWakeProcessor vs format_exc_info + queue put, us per call",

@@ -33,6 +33,7 @@ __all__ = [
     "EventData",
     "EventPolicy",
     "ExcChain",
+    "NormalisedData",
     "PendingEvent",
     "ProcessRef",
     "data_digest",
@@ -45,6 +46,19 @@ ProcessRef: TypeAlias = "ProcessInfo | int"
 """Whose event it is: a stored process id, or a process the store has not registered yet."""
 
 Pairs: TypeAlias = tuple[tuple[str, "str | None"], ...]
+
+
+class NormalisedData(tuple[tuple[str, "str | None"], ...]):
+    """Pairs the event policy that builds the event has normalised already: `build` keeps them as they are.
+
+    The logging door makes them from each call site's fields, which it
+    normalises once and remembers (`code_wake._doors.RecordSites`), rather
+    than once per record. Normalising twice would not do: a cut value would
+    be cut again.
+    """
+
+    __slots__ = ()
+
 
 ExcChain: TypeAlias = tuple[tuple[str, str], ...]
 """An exception's chained causes and contexts as ``(type, message)`` pairs, outermost first."""
@@ -211,6 +225,8 @@ class EventPolicy:
         """Data as ``(str key, str-or-None value)`` pairs, secrets filtered, at most `MAX_ITEMS`."""
         if not data:
             return ()
+        if type(data) is NormalisedData:
+            return tuple(data)  # a plain tuple: the mark means nothing past this policy
         # The exact-type test first: a dict is the common case and the cheaper test.
         small_dict = type(data) is dict and len(data) <= MAX_ITEMS
         items = data.items() if small_dict else _items_of(data)  # type: ignore[union-attr]
