@@ -10,6 +10,7 @@ is built.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -24,7 +25,7 @@ from .errors import ConfigError
 from .queue_store import QueueSettings, QueueStore
 from .store import Store
 
-__all__ = ["DEFAULT_ADAPTER", "build_default_store", "build_store", "parse_adapter"]
+__all__ = ["DEFAULT_ADAPTER", "build_default_store", "build_store", "import_ahead", "parse_adapter"]
 
 DEFAULT_ADAPTER = "code_wake_sql14_store,Sql14Store"
 """The adapter of the embedded default store, and of a store given only its arguments."""
@@ -116,6 +117,17 @@ def build_default_store(
             path,
         )
     return store
+
+
+def import_ahead(adapter: str) -> None:
+    """Import the adapter's module now, quietly: a failure is reported when the store is built.
+
+    A logging handler is made at start-up (``dictConfig``) and builds its
+    store on its first record; importing the adapter then (SQLAlchemy and
+    a driver, half a second) would land on whichever request logs first.
+    """
+    with contextlib.suppress(Exception):
+        importlib.import_module(parse_adapter(adapter).partition(",")[0])
 
 
 def _adapter_class(adapter: str, where: str) -> type[Any]:

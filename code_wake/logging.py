@@ -21,7 +21,7 @@ from itertools import filterfalse
 from typing import Any, TypeAlias
 
 from . import _crash_hooks, _ours, _wiring
-from ._adapters import DEFAULT_ADAPTER, build_store, parse_adapter
+from ._adapters import DEFAULT_ADAPTER, build_store, import_ahead, parse_adapter
 from ._doors import RecordSites, exception_of, fields_of, merged, record_fields
 from ._fork import ForkPhase, at_fork_in_child
 from ._masking import mask_secret_url
@@ -176,6 +176,8 @@ class CodeWakeHandler(logging.Handler):
         self._process: Process | None = None
         self._sync = False
         self._sites = RecordSites()
+        if self._settings.names_a_store():
+            import_ahead(self._settings.store_adapter or DEFAULT_ADAPTER)
         super().__init__(level)
         # Made means configured: the other doors and the crash hooks find this handler's settings.
         _wiring.arm(self)

@@ -279,6 +279,16 @@ class Store(ABC):
             f"{type(self).__name__} does not implement prune(); see docs/stores.md, section Queries."
         )
 
+    def find_process(self, info: ProcessInfo) -> ProcessRecord | None:
+        """The stored process `info` describes, if it is stored already; None if not (or not known).
+
+        `resolve_process` asks before it registers a process: events a spool
+        delivers carry their process's identity, and that process may have
+        registered itself before the store went down. Default: None (every
+        registration stores a new process, as pycodewake's adapters do).
+        """
+        return None
+
     def describe(self) -> str:
         """Where this store keeps its events, in words fit to print: never a password.
 
@@ -340,7 +350,9 @@ class Store(ABC):
                 raise StoreError(f"no process with id {ref} in this store")
             record = found
         else:
-            record = self.insert_process(ref)
+            # Events delivered from a spool come back with their process's identity, which the
+            # process itself may have registered before the store went down: do not store it twice.
+            record = self.find_process(ref) or self.insert_process(ref)
         with self._registered_lock:
             return self._registered.setdefault(ref, record)
 

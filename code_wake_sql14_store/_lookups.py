@@ -174,6 +174,26 @@ class Lookups:
             row = conn.execute(query).first()
         return None if row is None else convert(row)
 
+    def process_like(self, info: ProcessInfo) -> ProcessRecord | None:
+        """The stored process `info` describes (same pid, start time, host, user, program, app), or None."""
+        query = (
+            sa.select(processes.c.id)
+            .where(processes.c.run_ts == float(info.run_ts), processes.c.pid == info.pid)
+            .order_by(processes.c.id)
+        )
+        with self._db.connect() as conn:
+            ids = list(conn.scalars(query))
+        wanted = (
+            clip(info.username, NAME_LENGTH),
+            clip(info.fqdn, NAME_LENGTH),
+            clip(info.exe_path, TEXT_LIMIT),
+            clip(info.app_name, NAME_LENGTH),
+        )
+        for found in filter(None, map(self.process_with_id, ids)):
+            if (found.username, found.fqdn, found.exe_path, found.app.name) == wanted:
+                return found
+        return None
+
     def process_with_id(self, id: int) -> ProcessRecord | None:
         """The process with this id, or None."""
         cached = self._processes_by_id.get(id)

@@ -156,6 +156,10 @@ class Sql14Store(Store):
 
     # -- reads ---------------------------------------------------------------------
 
+    def find_process(self, info: ProcessInfo) -> ProcessRecord | None:
+        """The stored process `info` describes, if an earlier registration stored it; else None."""
+        return self._translated("look up a process", self._lookups.process_like, info)
+
     def get_process_by_id(self, id: int) -> ProcessRecord | None:
         """The process with this id, or None."""
         return self._translated("look up a process", self._lookups.process_with_id, id)

@@ -542,3 +542,15 @@ class TestFork:
         assert sorted(stored_ns(store)) == ["1", "2"]
         assert store.queue_stats.replayed == 1
         store.close()
+
+
+class TestProcessIdentity:
+    def test_a_process_registered_before_the_outage_is_not_registered_again(self, db_url: str) -> None:
+        """Events delivered from a spool carry a copy of their ProcessInfo: the stored row is found."""
+        with Sql14Store(db_url) as store:
+            registered = store.resolve_process(INFO)
+        with Sql14Store(db_url) as later:  # the next process, which knows the info only by value
+            copy = ProcessInfo(*dataclasses.astuple(INFO))  # type: ignore[arg-type]
+            assert later.resolve_process(copy).id == registered.id
+            other = dataclasses.replace(INFO, fqdn="elsewhere.example")
+            assert later.resolve_process(other).id != registered.id

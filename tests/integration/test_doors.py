@@ -151,3 +151,20 @@ class TestNoRecursion:
             sqlite_url, "SELECT val, count(*) FROM events_data WHERE key = 'logger' GROUP BY val"
         )
         assert per_logger == [("app.worker", 50)]
+
+
+def test_a_handler_imports_its_store_when_made_not_on_the_first_record(tmp_path: Path) -> None:
+    """dictConfig time pays for importing SQLAlchemy and the driver, not the first request that logs."""
+    out = run_python(
+        f"""
+        import logging.config, sys
+        logging.config.dictConfig({{
+            "version": 1,
+            "handlers": {{"wake": {{"class": "code_wake.CodeWakeHandler", "store_config": "sqlite:///{tmp_path}/e.sqlite"}}}},
+            "root": {{"handlers": ["wake"]}},
+        }})
+        print("code_wake_sql14_store" in sys.modules, "sqlalchemy" in sys.modules)
+        """,
+        tmp_path,
+    )
+    assert out.split() == ["True", "True"]
