@@ -115,3 +115,35 @@ def test_postgresql_connections_have_keepalive_and_timeouts(postgresql_url: str)
     assert parameters["connect_timeout"] == "10"
     assert (parameters["keepalives"], parameters["keepalives_idle"]) == ("1", "10")
     assert parameters["tcp_user_timeout"] == "30000"
+
+
+@pytest.mark.fault
+def test_a_15_s_stall_with_the_defaults_loses_nothing(proxied: tuple[str, str, TcpProxy]) -> None:
+    """The issue's case as a user meets it: default settings, events flowing, the proxy silent for 15 s.
+
+    The stuck write is cut by the stall guard (15 s), retried on a fresh
+    connection once the proxy forwards again, and every event is stored once.
+    """
+    direct, through_proxy, proxy = proxied
+    store = Sql14QueueStore(through_proxy)
+    proc = Process(store=store, app_name="stalled").init()
+    proc.log({"n": "0"})
+    assert store.flush(timeout=30)
+    proxy.stall()
+    try:
+        stalled_until = time.monotonic() + 15
+        n = 1
+        while time.monotonic() < stalled_until:
+            proc.log({"n": str(n)})
+            n += 1
+            time.sleep(0.01)
+    finally:
+        proxy.resume()
+    assert store.flush(timeout=60)
+    stats = store.queue_stats
+    assert (stats.written, stats.dropped, stats.spooled, stats.rejected) == (n, 0, 0, 0)
+    ((count, distinct),) = rows(
+        direct, "SELECT count(*), count(DISTINCT d.val) FROM events_data d WHERE d.key = 'n'"
+    )
+    assert (count, distinct) == (n, n)
+    store.close()
