@@ -43,13 +43,13 @@ PROGRAM = """
             time.sleep(delay)
         proc.log({"seq": str(n)})
     print("logged", flush=True)
-    # Everything logged is written (or given up) before the figures are taken. A spool, where there
-    # is one, is emptied too.
+    # Everything logged is written (or spooled) before the figures are taken, and the spool emptied:
+    # its delivery runs on the writer's own schedule, so it is polled for.
     deadline = time.monotonic() + 180
     store.flush(timeout=180)
     while time.monotonic() < deadline:
         stats = store.queue_stats
-        if stats.pending == 0 and getattr(stats, "spooled", 0) == 0:
+        if stats.pending == 0 and stats.spooled == 0:
             break
         time.sleep(0.1)
     print(json.dumps(dataclasses.asdict(store.queue_stats)), flush=True)
