@@ -269,12 +269,14 @@ class Database:
     def _look(self, landed: Callable[[sa.Connection], _T | None]) -> _T | None:
         """Whether a transaction whose COMMIT got no answer committed (`landed`'s answer).
 
-        If the look fails too, its error says the outcome is still unknown.
+        If the look fails too, its error says the outcome is still unknown:
+        a failed query, and as much a connection refused (`StoreError`), which
+        is how it fails while the server is down.
         """
         try:
             with self.connect() as conn:
                 return landed(conn)
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, StoreError) as exc:
             setattr(exc, OUTCOME_UNKNOWN, True)
             raise
 

@@ -116,7 +116,8 @@ class EventWriter:
             return stored, rows
         try:
             ids = self._db.retrying(write, transient, landed)
-        except sa.exc.DBAPIError as exc:
+        except Exception as exc:
+            # Whatever raised, the mark says whether the batch may be stored (the look could not tell).
             self._unsure = rows if outcome_unknown(exc) else None
             raise
         self._unsure = None
