@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from code_wake.query import BucketCount, EventFilter
 
 from ._counts import Segment, none_if_empty, segments
-from ._filters import Scope, bound_conditions, carrying, time_range
+from ._filters import Scope, bound_conditions, carrying_conditions, time_range
 from ._lookups import Lookups
 from .schema import COUNT_SPANS, event_counts, events
 
@@ -105,7 +105,7 @@ def _branch(dialect: str, f: EventFilter, scope: Scope, part: Segment, by_scope:
             *time_range(c.when_ts, since, until),
         ]
         if f.terms:
-            conditions.append(c.id.in_(carrying(dialect, list(f.terms))))
+            conditions.extend(carrying_conditions(dialect, list(f.terms)))
     else:
         c = event_counts.c
         bucket = c.bucket_ts

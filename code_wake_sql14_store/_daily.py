@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from code_wake.query import DailyCount, EventFilter, day_of
 
 from ._counts import Segment, none_if_empty, time_pieces
-from ._filters import Scope, bound_conditions, bucket_range, carrying, time_range
+from ._filters import Scope, bound_conditions, bucket_range, carrying_conditions, time_range
 from ._lookups import Lookups
 from ._records import column_getter
 from .schema import event_counts, events
@@ -93,7 +93,7 @@ def _add_piece(
             c.when_ts, c.app_id, c.app_vsn_id, c.environment_id, c.exc_type.is_not(None).label("error")
         ).where(*bound_conditions(dialect, f, scope), *time_range(c.when_ts, since, until))
         if f.terms:
-            query = query.where(c.id.in_(carrying(dialect, list(f.terms))))
+            query = query.where(*carrying_conditions(dialect, list(f.terms)))
         result = conn.execute(query)
         read = column_getter(result, "when_ts", "app_id", "app_vsn_id", "environment_id", "error")
         for when_ts, app_id, vsn_id, env_id, error in map(read, result):

@@ -5,8 +5,10 @@ resolved by `_lookups`). Its other fields become conditions on ``events``
 or on the ``event_counts`` summary (`filter_conditions`), each value a
 bound parameter named as in `filter_parameters`; its time range becomes
 `time_range` (or `bucket_range` on the summary); its data terms become
-conditions on ``events_data`` (`term`, `carrying`). Event listing, trace
-groups and daily counts all build their statements from these.
+conditions on ``events_data`` (`term`, `carrying`), or for the keys of a
+call site on ``call_site_data`` (`sites_carrying`), together
+`carrying_conditions`. Event listing, trace groups and daily counts all
+build their statements from these.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import sqlalchemy as sa
 
 from code_wake.query import EventFilter
 
+from ._call_sites import CALL_SITE_KEYS
 from ._records import clip
 from .schema import (
     LONG_TEXT_LIMIT,
     MYSQL_DIALECTS,
     NAME_LENGTH,
+    call_site_data,
     event_counts,
     events,
     events_data,
@@ -38,14 +42,18 @@ __all__ = [
     "bound_conditions",
     "bucket_range",
     "carrying",
+    "carrying_conditions",
     "data_conditions",
     "exactly",
     "filter_conditions",
     "filter_parameters",
     "most_selective_first",
+    "sites_carrying",
+    "split_terms",
     "term",
     "term_row",
     "time_range",
+    "unindexed",
 ]
 
 Term: TypeAlias = tuple[str, str | None]
@@ -221,10 +229,10 @@ def filter_conditions(
     found: list[sa.ColumnElement[bool]] = []
     for name, condition in equal.items():
         column = table.c[name]
-        found.extend(condition(_unindexed(column) if steer and name != driver else column))
+        found.extend(condition(unindexed(column) if steer and name != driver else column))
     if shape.errors:
         # Never through the exception-type index: every error, in no time order.
-        exc_type = _unindexed(table.c.exc_type) if steer else table.c.exc_type
+        exc_type = unindexed(table.c.exc_type) if steer else table.c.exc_type
         found.append(exc_type != "" if summary else exc_type.is_not(None))
     return found
 
@@ -241,7 +249,7 @@ def bound_conditions(
     return filter_conditions(FilterShape.of(dialect, f, scope), table, indexed, bound)
 
 
-def _unindexed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+def unindexed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     """`column`, unchanged, in a form SQLite's planner cannot look up through an index."""
     return sa.func.coalesce(column, column)
 
@@ -258,7 +266,7 @@ def exactly(dialect: str, column: sa.ColumnElement[Any], text: str) -> list[sa.C
 
 
 def term(dialect: str, row: sa.FromClause, key: str, val: str | None) -> list[sa.ColumnElement[bool]]:
-    """`row` (``events_data`` or an alias) holds ``(key, val)``, in a form the (key, value) index serves."""
+    """`row` (of ``events_data`` or ``call_site_data``) holds ``(key, val)``, as its index serves."""
     match = exactly(dialect, row.c.key, clip(key, NAME_LENGTH))
     if val is None:
         match.append(row.c.val.is_(None))
@@ -301,14 +309,53 @@ def carrying(dialect: str, terms: Sequence[Term]) -> sa.Select[Any]:
     return query
 
 
+def split_terms(terms: Iterable[Term]) -> tuple[list[Term], list[Term]]:
+    """The terms an event's own data rows hold, and those on the keys of a call site."""
+    own: list[Term] = []
+    site: list[Term] = []
+    for found in terms:
+        (site if found[0] in CALL_SITE_KEYS else own).append(found)
+    return own, site
+
+
+def sites_carrying(dialect: str, terms: Sequence[Term]) -> sa.Select[Any]:
+    """The ids of the call sites carrying all `terms` (on call-site keys), as `carrying` finds events."""
+    rows = [call_site_data.alias(f"site{n}") for n in range(len(terms))]
+    joined: sa.FromClause = rows[0]
+    for row in rows[1:]:
+        joined = joined.join(row, row.c.call_site_id == rows[0].c.call_site_id)
+    query = sa.select(rows[0].c.call_site_id).select_from(joined)
+    for row, (key, val) in zip(rows, terms, strict=True):
+        query = query.where(*term(dialect, row, key, val))
+    return query
+
+
+def carrying_conditions(dialect: str, terms: Sequence[Term]) -> list[sa.ColumnElement[bool]]:
+    """Conditions on ``events`` for the events carrying every term, whichever table holds it.
+
+    A term on a call-site key is held by the event's call site; an event
+    stored before schema 4 (or by an older writer since) holds it as a data
+    row of its own, as every other term.
+    """
+    own, site = split_terms(terms)
+    conditions: list[sa.ColumnElement[bool]] = []
+    if own:
+        conditions.append(events.c.id.in_(carrying(dialect, own)))
+    if site:
+        conditions.append(
+            sa.or_(
+                events.c.call_site_id.in_(sites_carrying(dialect, site)),
+                events.c.id.in_(carrying(dialect, site)),
+            )
+        )
+    return conditions
+
+
 def data_conditions(
     dialect: str, where: Iterable[Term], process_id: int | None
 ) -> list[sa.ColumnElement[bool]]:
     """Conditions on ``events`` for events carrying every term (and of `process_id`, if given)."""
-    terms = list(where)
-    conditions: list[sa.ColumnElement[bool]] = []
-    if terms:
-        conditions.append(events.c.id.in_(carrying(dialect, terms)))
+    conditions = carrying_conditions(dialect, list(where))
     if process_id is not None:
         conditions.append(events.c.process_id == process_id)
     return conditions

@@ -17,7 +17,10 @@ DDL cannot be rolled back) is finished by the next one:
   copy, the two indexes whose columns changed are made again, and
   ``event_counts`` is created and counted from ``events``;
 - from 2 to 3: ``events.exc_chain`` is added, null for the events already
-  there.
+  there;
+- from 3 to 4: the call-site tables and ``events.call_site_id`` with its
+  index are added. Events already there keep their call-site items as data
+  rows (no row is rewritten); queries find them either way.
 """
 
 from __future__ import annotations

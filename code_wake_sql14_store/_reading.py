@@ -15,17 +15,10 @@ import sqlalchemy as sa
 from code_wake.query import EventFilter, ProcessFilter
 from code_wake.records import DataItem, EventRecord, ProcessRecord
 
+from ._call_sites import CallSites, SiteItems, merged
 from ._database import Database, chunks
-from ._filters import (
-    Scope,
-    Term,
-    bound_conditions,
-    data_conditions,
-    most_selective_first,
-    term,
-    term_row,
-    time_range,
-)
+from ._event_pages import Cursor, TermPlan, events_page
+from ._filters import Scope, Term, data_conditions, most_selective_first, time_range
 from ._lookups import Lookups
 from ._records import PROCESS_QUERY, Row, event_record
 from ._traces import StackTraces
@@ -37,9 +30,6 @@ _T = TypeVar("_T")
 
 PAGE = 500
 """Events (or processes) fetched per query while a query's results are streamed."""
-
-Cursor: TypeAlias = tuple[Any, int]
-"""Where a keyset page starts: after this (sort time, id)."""
 
 _Build: TypeAlias = Callable[[sa.Connection, Cursor | None, int], sa.Select[Any] | None]
 """Makes the query of a page after a cursor (None: no page at all), given its size."""
@@ -55,10 +45,11 @@ def events_query(conditions: Sequence[sa.ColumnElement[bool]]) -> sa.Select[Any]
 class EventReader:
     """Reads the events and processes of one store's database."""
 
-    def __init__(self, db: Database, lookups: Lookups, traces: StackTraces) -> None:
+    def __init__(self, db: Database, lookups: Lookups, traces: StackTraces, sites: CallSites) -> None:
         self._db = db
         self._lookups = lookups
         self._traces = traces
+        self._sites = sites
 
     def event_with_id(self, id: int) -> EventRecord | None:
         """The event with this id, with its data and stack trace, or None."""
@@ -76,17 +67,16 @@ class EventReader:
 
     def event_pages(self, f: EventFilter) -> Iterator[EventRecord]:
         """Events matching `f`, newest first, a page per query (`EventReader._pages`)."""
-        plan: list[tuple[Scope | None, list[Term]]] = []
+        plan: list[tuple[Scope | None, TermPlan]] = []
         previous: list[int | None] = [None]  # the id of the last row read
 
         def build(conn: sa.Connection, cursor: Cursor | None, size: int) -> sa.Select[Any] | None:
             if not plan:
-                # On the first page's connection: names to ids, the rarest term first.
-                terms = list(f.terms)
+                # On the first page's connection: names to ids, terms to where they are held.
                 scope = self._lookups.scope(conn, f)
-                plan.append((scope, most_selective_first(conn, terms) if len(terms) > 1 else terms))
+                plan.append((scope, TermPlan.of(conn, list(f.terms))))
             scope, terms = plan[0]
-            return None if scope is None else self._events_page(f, scope, terms, cursor, size)
+            return None if scope is None else events_page(self._db.dialect, f, scope, terms, cursor, size)
 
         def convert(conn: sa.Connection, rows: Sequence[Row]) -> list[EventRecord]:
             # A term matched twice in one event gives adjacent rows: one record each.
@@ -149,35 +139,6 @@ class EventReader:
                 return
             cursor = (rows[-1].sort_ts, rows[-1].id)
 
-    def _events_page(
-        self, f: EventFilter, scope: Scope, terms: Sequence[Term], cursor: Cursor | None, size: int
-    ) -> sa.Select[Any]:
-        """One page of events, newest first, after `cursor`."""
-        dialect = self._db.dialect
-        if terms:
-            # Driven by the rarest term's index entries, which hold the time: newest first, no sort.
-            first = term_row(0)
-            sort_ts, sort_id = first.c.when_ts, first.c.event_id
-            query = (
-                sa.select(events, sort_ts.label("sort_ts"))
-                .select_from(first.join(events, events.c.id == first.c.event_id))
-                .where(*term(dialect, first, *terms[0]))
-            )
-            for number, (key, val) in enumerate(terms[1:], start=1):
-                other = term_row(number)
-                query = query.where(
-                    sa.exists().where(other.c.event_id == first.c.event_id, *term(dialect, other, key, val))
-                )
-        else:
-            sort_ts, sort_id = events.c.when_ts, events.c.id
-            query = sa.select(events, sort_ts.label("sort_ts"))
-        conditions = bound_conditions(dialect, f, scope, indexed=not terms)
-        query = query.where(*conditions, *time_range(sort_ts, f.since, f.until))
-        if cursor is not None:
-            # Written so that every backend sees a range on the time column of the index.
-            query = query.where(sort_ts <= cursor[0], sa.or_(sort_ts < cursor[0], sort_id < cursor[1]))
-        return query.order_by(sort_ts.desc(), sort_id.desc()).limit(size)
-
     def _load_events(
         self, conn: sa.Connection, conditions: Sequence[sa.ColumnElement[bool]]
     ) -> list[EventRecord]:
@@ -196,17 +157,26 @@ class EventReader:
         traces = self._traces.with_ids(
             conn, {row.stacktrace_id for row in rows if row.stacktrace_id is not None}
         )
+        sites = self._sites.with_ids(conn, {row.call_site_id for row in rows if row.call_site_id is not None})
         owners = self._lookups.processes_with_ids(conn, sorted({row.process_id for row in rows}))
         return [
             event_record(
                 row.id,
                 row,
                 owners[row.process_id],
-                data.get(row.id, ()),
+                _data_of(row, data, sites),
                 None if row.stacktrace_id is None else traces[row.stacktrace_id],
             )
             for row in rows
         ]
+
+
+def _data_of(
+    row: Row, own: dict[int, tuple[DataItem, ...]], sites: dict[int, SiteItems]
+) -> tuple[DataItem, ...]:
+    """The event's data: its own items, and its call site's at their positions."""
+    items = own.get(row.id, ())
+    return items if row.call_site_id is None else merged(sites[row.call_site_id], items)
 
 
 def _load_data(conn: sa.Connection, event_ids: Sequence[int]) -> dict[int, tuple[DataItem, ...]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 import sqlalchemy as sa
@@ -117,16 +117,14 @@ def clip(text: Any, limit: int) -> Any:
     return text[:limit] if text is not None and len(text) > limit else text
 
 
-def clip_data(data: Iterable[tuple[str, str | None]]) -> tuple[DataItem, ...]:
+def clip_data(data: Sequence[tuple[str, str | None]]) -> tuple[DataItem, ...]:
     """An event's data items, keys and values clipped to what ``events_data`` holds."""
-    # clip inlined: this runs for every value of every event written.
-    return tuple(
-        DataItem(
-            key if len(key) <= NAME_LENGTH else key[:NAME_LENGTH],
-            val if val is None or len(val) <= LONG_TEXT_LIMIT else val[:LONG_TEXT_LIMIT],
-        )
-        for key, val in data
-    )
+    # This runs for every event written, and the event policy has cut keys and values
+    # already (unless set to keep more than the columns hold): look first, cut rarely.
+    for key, val in data:
+        if len(key) > NAME_LENGTH or (val is not None and len(val) > LONG_TEXT_LIMIT):
+            return tuple(DataItem(clip(key, NAME_LENGTH), clip(val, LONG_TEXT_LIMIT)) for key, val in data)
+    return tuple(map(DataItem._make, data))
 
 
 def process_values(record: ProcessRecord) -> dict[str, Any]:

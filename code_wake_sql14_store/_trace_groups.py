@@ -22,7 +22,14 @@ from code_wake.query import EventFilter, TraceGroup
 
 from ._counts import Segment, none_if_empty, time_pieces
 from ._database import chunks
-from ._filters import FilterShape, Scope, carrying, filter_conditions, filter_parameters, time_range
+from ._filters import (
+    FilterShape,
+    Scope,
+    carrying_conditions,
+    filter_conditions,
+    filter_parameters,
+    time_range,
+)
 from ._lookups import Lookups
 from ._records import column_getter
 from ._traces import StackTraces
@@ -142,7 +149,7 @@ def trace_groups(
     shape = GroupShape.of(dialect, f, scope, pieces)
     if f.terms:
         # Data terms have values in the statement (their index needs them): built each time.
-        statement = _group_statement(shape, carrying(dialect, list(f.terms)))
+        statement = _group_statement(shape, carrying_conditions(dialect, list(f.terms)))
     else:
         statement = _cached_group_statement(shape)
     if not all(shape.filter.fixed):
@@ -227,15 +234,15 @@ def _group_parts(result: sa.Result[Any], fixed: tuple[int | None, int | None, in
 @functools.lru_cache(maxsize=256)
 def _cached_group_statement(shape: GroupShape) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """`_group_statement` of a filter without data terms, made once per shape."""
-    return _group_statement(shape, None)
+    return _group_statement(shape, ())
 
 
 def _group_statement(
-    shape: GroupShape, carrying: sa.Select[Any] | None
+    shape: GroupShape, carrying: Sequence[sa.ColumnElement[bool]]
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """Every piece's groups in one statement: per piece and (trace, type), a `GroupPart`'s columns.
 
-    `carrying` selects the ids of the events carrying the filter's data terms.
+    `carrying` are the conditions on ``events`` of the filter's data terms (none without terms).
     """
     branches = [
         _group_branch(shape.filter, number, piece, carrying) for number, piece in enumerate(shape.pieces)
@@ -247,7 +254,7 @@ def _group_branch(
     shape: FilterShape,
     number: int,
     piece: tuple[int | None, bool, bool],
-    carrying: sa.Select[Any] | None,
+    carrying: Sequence[sa.ColumnElement[bool]],
 ) -> sa.Select[Any]:
     """One piece's groups: per (trace, type) the count, first and last seen, latest event, where seen.
 
@@ -274,8 +281,7 @@ def _group_branch(
         ]
         if not shape.errors:
             conditions.append(sa.or_(c.stacktrace_id.is_not(None), c.exc_type.is_not(None)))
-        if carrying is not None:
-            conditions.append(c.id.in_(carrying))
+        conditions.extend(carrying)
     else:
         c = event_counts.c
         counts = (

@@ -1,9 +1,11 @@
 """The write path: a batch of events in one transaction, with their data rows and summary counts.
 
-Processes and new stack traces are stored before the batch, each in a
-transaction of its own (`_lookups`, `_traces`); the batch's transaction
-then writes the ``events`` rows, the ``events_data`` rows and the
-``event_counts`` additions, in the statement forms of `_batch`.
+Processes, new stack traces and new call sites are stored before the
+batch, each in a transaction of its own (`_lookups`, `_traces`,
+`_call_sites`); the batch's transaction then writes the ``events`` rows,
+the ``events_data`` rows of each event's own items (its call site's are
+stored once) and the ``event_counts`` additions, in the statement forms of
+`_batch`.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from code_wake.event import PendingEvent, data_digest
+from code_wake.event import PendingEvent
 from code_wake.records import DataItem, EventRecord, ProcessRecord, StacktraceRecord
 
 from ._batch import new_id
+from ._call_sites import CallSites, split
 from ._counts import CountRow, add_counts
 from ._database import Database, chunks, outcome_unknown, transient
+from ._digests import DataDigests
 from ._records import chain_text, clip, clip_data, event_record, process_values
 from ._traces import StackTraces
 from .schema import LONG_TEXT_LIMIT, NAME_LENGTH, events, events_data, processes, stacktraces
@@ -43,6 +47,7 @@ class _EventRow(NamedTuple):
     app_id: int
     app_vsn_id: int | None
     environment_id: int | None
+    call_site_id: int | None
 
 
 _DATA_COLUMNS = ("event_id", "key", "val", "when_ts")
@@ -52,9 +57,11 @@ _DATA_COLUMNS = ("event_id", "key", "val", "when_ts")
 class EventWriter:
     """Writes batches of events into one store's database."""
 
-    def __init__(self, db: Database, traces: StackTraces) -> None:
+    def __init__(self, db: Database, traces: StackTraces, sites: CallSites) -> None:
         self._db = db
         self._traces = traces
+        self._sites = sites
+        self._digests = DataDigests()
         self._unsure: list[_EventRow] | None = None
         """The rows of the last batch whose COMMIT got no answer: it may be stored already."""
         self._landed: dict[_EventRow, int] = {}
@@ -94,14 +101,17 @@ class EventWriter:
         Summary rows are shared: concurrent batches can deadlock on MySQL's gap
         locks. The loser's transaction was rolled back whole; it can run again.
         """
-        rows = [_event_row(e, p, t) for e, p, t in zip(events, owners, traces, strict=True)]
+        parts = [split(data) for data in datas]
+        sites = self._sites.ids_for([site for site, _ in parts])
+        digests = [self._digests.digest(event.data) for event in events]
+        rows = [_event_row(*of_one) for of_one in zip(events, owners, digests, traces, sites, strict=True)]
 
         def write(conn: sa.Connection) -> list[int]:
             ids = self._insert_event_rows(conn, rows)
             data_rows = [
                 (event_id, key, val, row.when_ts)
-                for event_id, row, data in zip(ids, rows, datas, strict=True)
-                for key, val in data
+                for event_id, row, (_, own) in zip(ids, rows, parts, strict=True)
+                for key, val in own
             ]
             if data_rows:
                 self._db.batch.insert_rows(conn, events_data, _DATA_COLUMNS, data_rows)
@@ -176,11 +186,17 @@ class EventWriter:
             pass  # another thread or process put it back first
 
 
-def _event_row(event: PendingEvent, owner: ProcessRecord, trace: StacktraceRecord | None) -> _EventRow:
+def _event_row(
+    event: PendingEvent,
+    owner: ProcessRecord,
+    digest: bytes | None,
+    trace: StacktraceRecord | None,
+    site_id: int | None,
+) -> _EventRow:
     return _EventRow(
         float(event.when_ts),
         owner.id,
-        data_digest(event.data),
+        digest,
         None if trace is None else trace.id,
         clip(event.exc_type, NAME_LENGTH),
         clip(event.exc_message, LONG_TEXT_LIMIT),
@@ -188,6 +204,7 @@ def _event_row(event: PendingEvent, owner: ProcessRecord, trace: StacktraceRecor
         owner.app.id,
         None if owner.app_vsn is None else owner.app_vsn.id,
         None if owner.environment is None else owner.environment.id,
+        site_id,
     )
 
 

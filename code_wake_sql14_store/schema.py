@@ -10,7 +10,12 @@ environment on each event and of the event's time on each data row (so that
 one index serves a filter and the newest-first order together), and the
 ``event_counts`` summary table (events per hour and per day, by app, version,
 environment, stack trace and exception type) that trace groups and daily
-counts read instead of every event.
+counts read instead of every event. Schema 3 added the messages of chained
+exceptions (``events.exc_chain``). Schema 4 stores what every log record from
+one line of code repeats (its logger, level, template, module, function and
+line) once, as a call site (``call_sites`` and its items, ``call_site_data``),
+which each event refers to (``events.call_site_id``); see
+`code_wake_sql14_store._call_sites`.
 
 Types are chosen to mean the same on SQLite, PostgreSQL and MySQL/MariaDB:
 timestamps are double precision (MySQL's FLOAT is single precision, which
@@ -37,6 +42,8 @@ __all__ = [
     "VAL_PREFIX_LENGTH",
     "app_vsns",
     "apps",
+    "call_site_data",
+    "call_sites",
     "environments",
     "event_counts",
     "events",
@@ -48,9 +55,9 @@ __all__ = [
     "stacktraces",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema this code writes; 0 is pycodewake 0.2's (no version table), 1 had no event_counts,
-2 no ``events.exc_chain``."""
+2 no ``events.exc_chain``, 3 no call sites."""
 
 NAME_LENGTH = 255
 """Characters of an indexed string (names, versions, data keys, exception types); longer ones are cut."""
@@ -167,6 +174,42 @@ processes = sa.Table(
     **_MYSQL_TABLE,
 )
 
+
+def _where_set(name: str, column: str) -> sa.Index:
+    """An index on (`column`, time) of the events where `column` is set (schema 4; all events on MySQL).
+
+    Most events have no stack trace, no exception, often no version, no
+    environment or no call site: an index of only the others costs those
+    events nothing to write or to store. Every query that goes through one
+    compares the column with a value, which tells SQLite and PostgreSQL that
+    it is set. MySQL has no partial indexes: it indexes every event.
+    """
+    where = sa.text(f"{column} IS NOT NULL")
+    return sa.Index(name, column, "when_ts", sqlite_where=where, postgresql_where=where)
+
+
+call_sites = sa.Table(
+    "call_sites",
+    metadata,
+    # A call site's items, stored once (schema 4): the sha256 of its items (`_call_sites.site_digest`).
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest", Digest, nullable=False, unique=True),
+    **_MYSQL_TABLE,
+)
+
+call_site_data = sa.Table(
+    "call_site_data",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("call_site_id", sa.Integer, sa.ForeignKey("call_sites.id"), nullable=False),
+    # Where the item stands among the data of each event of the site (0 first).
+    sa.Column("pos", sa.Integer, nullable=False),
+    sa.Column("key", Name, nullable=False),
+    sa.Column("val", LongText),
+    sa.Index("ix_call_site_data_call_site_id", "call_site_id"),
+    **_MYSQL_TABLE,
+)
+
 events = sa.Table(
     "events",
     metadata,
@@ -186,13 +229,16 @@ events = sa.Table(
     sa.Column("app_id", sa.Integer),
     sa.Column("app_vsn_id", sa.Integer),
     sa.Column("environment_id", sa.Integer),
+    # The event's call site (schema 4), whose items are part of its data; null: it has none.
+    sa.Column("call_site_id", sa.Integer, sa.ForeignKey("call_sites.id")),
     sa.Index("ix_events_process_id_when_ts", "process_id", "when_ts"),
     sa.Index("ix_events_when_ts", "when_ts"),
-    sa.Index("ix_events_stacktrace_id", "stacktrace_id", "when_ts"),
-    sa.Index("ix_events_exc_type_when_ts", "exc_type", "when_ts"),
+    _where_set("ix_events_stacktrace_id", "stacktrace_id"),
+    _where_set("ix_events_exc_type_when_ts", "exc_type"),
     sa.Index("ix_events_app_id_when_ts", "app_id", "when_ts"),
-    sa.Index("ix_events_app_vsn_id_when_ts", "app_vsn_id", "when_ts"),
-    sa.Index("ix_events_environment_id_when_ts", "environment_id", "when_ts"),
+    _where_set("ix_events_app_vsn_id_when_ts", "app_vsn_id"),
+    _where_set("ix_events_environment_id_when_ts", "environment_id"),
+    _where_set("ix_events_call_site_id_when_ts", "call_site_id"),
     **_MYSQL_TABLE,
 )
 
@@ -295,6 +341,22 @@ sa.Index(
     mariadb_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
 ).ddl_if(callable_=_is_mysql)
 
+# The same for the items of call sites (schema 4): the sites carrying a term.
+sa.Index(
+    "ix_call_site_data_key_val",
+    call_site_data.c.key,
+    val_prefix(call_site_data.c.val),
+    call_site_data.c.call_site_id,
+).ddl_if(callable_=_is_not_mysql)
+sa.Index(
+    "ix_call_site_data_key_val",
+    call_site_data.c.key,
+    call_site_data.c.val,
+    call_site_data.c.call_site_id,
+    mysql_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
+    mariadb_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
+).ddl_if(callable_=_is_mysql)
+
 ADDED_COLUMNS: tuple[sa.Column[Any], ...] = (
     stackframes.c.function,
     events.c.exc_type,
@@ -303,8 +365,10 @@ ADDED_COLUMNS: tuple[sa.Column[Any], ...] = (
     events.c.app_vsn_id,
     events.c.environment_id,
     events_data.c.when_ts,
+    events.c.call_site_id,
 )
-"""Columns older databases lack (pycodewake 0.2's all of them, schema 1 the last four); opening adds them."""
+"""Columns older databases lack (pycodewake 0.2's all of them, schema 1 the last five, schemas 2
+and 3 the last one); opening adds them."""
 
 CHANGED_INDEXES: tuple[tuple[str, str], ...] = (
     ("events_data", "ix_events_data_key_val"),

@@ -6,6 +6,7 @@ it raises) and hands the work to the module whose job it is:
 - `_database`: the engine's connections and transactions, the schema on first use, errors;
 - `_lookups`: apps, versions, environments and processes, got or created, read, cached;
 - `_traces`: stack traces, stored once per digest, read by id, cached;
+- `_call_sites`: what log records from one line of code repeat, stored once likewise;
 - `_writes`: a batch of events, with its data and summary counts, in one transaction;
 - `_reading`: events and processes by id, by data, and filtered in keyset pages;
 - `_trace_groups`, `_daily` and `_count_series`: the analysis queries, over the `_counts` summary;
@@ -35,6 +36,7 @@ from code_wake.records import (
 from code_wake.store import HasProcessInfo, Store, process_info_of
 
 from . import _prune
+from ._call_sites import CallSites
 from ._count_series import counts_over_time
 from ._daily import daily_counts
 from ._database import Database
@@ -74,8 +76,9 @@ class Sql14Store(Store):
         self._db = Database(dsn, engine_kwargs, read_only)
         self._lookups = Lookups(self._db)
         self._traces = StackTraces(self._db)
-        self._writer = EventWriter(self._db, self._traces)
-        self._reader = EventReader(self._db, self._lookups, self._traces)
+        self._sites = CallSites(self._db)
+        self._writer = EventWriter(self._db, self._traces, self._sites)
+        self._reader = EventReader(self._db, self._lookups, self._traces, self._sites)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._db.where!r})"
@@ -122,6 +125,7 @@ class Sql14Store(Store):
         self._db.after_fork_in_child()
         self._lookups.after_fork()
         self._traces.after_fork()
+        self._sites.after_fork()
 
     # -- writes --------------------------------------------------------------------
 

@@ -157,7 +157,7 @@ class TestMigration:
         db.close()
         store = open_store(f"sqlite:///{old}")
         assert _answers(store) == expected
-        assert _scalar(store.engine, "SELECT version FROM code_wake_schema") == SCHEMA_VERSION == 3
+        assert _scalar(store.engine, "SELECT version FROM code_wake_schema") == SCHEMA_VERSION == 4
         assert _scalar(store.engine, "SELECT COUNT(*) FROM events WHERE app_id IS NULL") == 0
         assert _scalar(store.engine, "SELECT COUNT(*) FROM events_data WHERE when_ts IS NULL") == 0
         assert "when_ts" in _scalar(

@@ -167,10 +167,10 @@ class TestSchema:
         assert Sql14Store("mariadb://someone@127.0.0.1:1/db").engine.url.drivername == "mariadb+pymysql"
 
     def test_schema_version_row(self, db_url: str, open_store: Opener) -> None:
-        """A new database records the schema version, 3, in one row."""
+        """A new database records the schema version, 4, in one row."""
         store = open_store(db_url)
         store.get_app_by_name("anything")
-        assert _scalars(store.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION] == [3]
+        assert _scalars(store.engine, "SELECT version FROM code_wake_schema") == [SCHEMA_VERSION] == [4]
 
     def test_reopening_keeps_the_schema(self, db_url: str, open_store: Opener) -> None:
         """A second store on the same database finds the schema and the data."""
@@ -196,7 +196,7 @@ class TestSchema:
             new = stored(second.insert_event(process, exc=err, sync=True))
         assert stored(second.get_event_by_id(old.id)).exc_chain == ()
         assert stored(second.get_event_by_id(new.id)).exc_chain == (("OSError", "root"),)
-        assert _scalars(second.engine, "SELECT version FROM code_wake_schema") == [3]
+        assert _scalars(second.engine, "SELECT version FROM code_wake_schema") == [4]
 
     def test_a_newer_schema_is_refused(self, sqlite_url: str, open_store: Opener) -> None:
         """A database written by a newer code_wake raises StoreError saying so."""
@@ -206,7 +206,7 @@ class TestSchema:
             conn.exec_driver_sql("UPDATE code_wake_schema SET version = 99")
         engine.dispose()
         store = open_store(sqlite_url)
-        with pytest.raises(StoreError, match=r"schema version 99, newer than .* \(3\)"):
+        with pytest.raises(StoreError, match=r"schema version 99, newer than .* \(4\)"):
             store.get_app_by_name("anything")
         with pytest.raises(StoreError, match="newer"):
             store.insert_process(process_info())

@@ -1,0 +1,281 @@
+"""Call sites (schema 4): what log records from one line of code repeat is stored once, and found as before.
+
+Events are written through a real `CodeWakeHandler` on a `Sql14Store` (each
+backend), and checked in the tables and through every way of reading:
+by id, by data, pages of a filter, trace groups, daily counts and counts
+over time. Events written the way schema 3 wrote them (every item a data row
+of its own: before the upgrade, or by an older writer since) are found and
+read alongside.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from code_wake import EventFilter, Process
+from code_wake.event import EventPolicy
+from code_wake.logging import CodeWakeHandler
+from code_wake.records import DataItem, EventRecord
+from code_wake_sql14_store import Sql14Store, _call_sites, _event_pages
+from code_wake_sql14_store._call_sites import merged, site_digest, split
+
+LOGGER = "call_sites.orders"
+POLICY = EventPolicy()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Sql14Store]:
+    with Sql14Store(db_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def log(store: Sql14Store) -> Iterator[logging.Logger]:
+    """A logger whose records go, synchronously, to `store` through a real handler."""
+    handler = CodeWakeHandler(logging.DEBUG, store=store, app_name="shop")
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(handler)
+    yield logger
+    logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    handler.close()
+
+
+def count(store: Sql14Store, table: str) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+
+def keys_of_own_rows(store: Sql14Store) -> set[str]:
+    """The keys of the events' own data rows (``key`` is a reserved word on MySQL: quoted)."""
+    key = store.engine.dialect.identifier_preparer.quote("key")
+    with store.engine.connect() as conn:
+        return {str(k) for (k,) in conn.execute(sa.text(f"SELECT DISTINCT {key} FROM events_data"))}
+
+
+def checkout(logger: logging.Logger, n: int) -> None:
+    logger.info("order %s paid", n, extra={"customer": f"c{n % 3}"})
+
+
+def refund(logger: logging.Logger, n: int) -> None:
+    try:
+        raise ValueError(f"refund {n}")
+    except ValueError:
+        logger.exception("refund %s failed", n)
+
+
+def flushed(logger: logging.Logger) -> None:
+    for handler in logger.handlers:
+        handler.flush()
+
+
+def all_events(store: Sql14Store) -> list[EventRecord]:
+    return sorted(store.query_events(EventFilter()), key=lambda e: e.id)
+
+
+def ids(found: Any) -> list[int]:
+    return sorted(e.id for e in found)
+
+
+class TestStoredOnce:
+    def test_a_records_call_site_is_stored_once_and_reads_back_as_logged(
+        self, store: Sql14Store, log: logging.Logger
+    ) -> None:
+        for n in range(6):
+            checkout(log, n)
+        refund(log, 9)
+        flushed(log)
+        assert count(store, "call_sites") == 2
+        assert count(store, "call_site_data") == 12  # logger, level, msg_template, module, func, lineno
+        # Only what varies is stored per event: the message, the thread, the extra field.
+        assert keys_of_own_rows(store) == {"message", "thread", "customer"}
+        assert count(store, "events_data") == 6 * 3 + 2  # the error: message and thread
+        first = all_events(store)[0]
+        assert [item.key for item in first.data] == [
+            "logger", "level", "message", "msg_template", "module", "func", "lineno", "thread", "customer",
+        ]  # fmt: skip
+        assert first.data_dict()["message"] == "order 0 paid"
+        assert first.data_dict()["level"] == "INFO"
+        assert store.get_event_by_id(first.id) == first
+
+    def test_the_record_returned_by_a_write_is_the_one_read(self, store: Sql14Store) -> None:
+        """Duplicate keys, nulls and call-site keys after the own ones keep their places."""
+        process = Process(store=store, app_name="shop").init()
+        data = [
+            ("message", "m"),
+            ("level", "INFO"),
+            ("level", None),
+            ("x", "1"),
+            ("lineno", "7"),
+            ("y", None),
+        ]
+        written = process.log(data, sync=True)
+        assert written is not None
+        assert [tuple(item) for item in written.data] == data
+        assert store.get_event_by_id(written.id) == written
+
+    def test_an_event_without_call_site_keys_has_no_site(self, store: Sql14Store) -> None:
+        Process(store=store, app_name="shop").init().log({"customer": "c1"}, sync=True)
+        assert count(store, "call_sites") == 0
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT call_site_id FROM events")).scalar_one() is None
+
+    def test_another_store_finds_the_site_stored_by_the_first(self, db_url: str, store: Sql14Store) -> None:
+        process = Process(store=store, app_name="shop").init()
+        site = {"logger": "a", "level": "INFO"}
+        process.log({**site, "message": "one"}, sync=True)
+        with Sql14Store(db_url) as other:
+            other.insert_events([POLICY.build(process.info, {**site, "message": "two"})])
+        assert count(store, "call_sites") == 1
+        assert [e.data_dict()["message"] for e in all_events(store)] == ["one", "two"]
+
+    def test_a_site_stored_meanwhile_by_another_writer_is_not_stored_twice(
+        self, db_url: str, store: Sql14Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The look for the site comes back empty, another writer stores it, the insert loses the race."""
+        site = {"logger": "a", "level": "WARNING"}
+        process = Process(store=store, app_name="shop").init()
+        real_select = sa.select
+        raced = {"left": 1}
+
+        def select_then_race(*args: Any, **kwargs: Any) -> Any:
+            query = real_select(*args, **kwargs)
+            if raced["left"] and args and getattr(args[0], "table", None) is _call_sites.call_sites:
+                raced["left"] -= 1
+                with Sql14Store(db_url) as other:  # the other writer, just before our insert
+                    other.insert_events([POLICY.build(process.info, {**site, "message": "theirs"})])
+            return query
+
+        monkeypatch.setattr(_call_sites.sa, "select", select_then_race)
+        process.log({**site, "message": "ours"}, sync=True)
+        assert raced["left"] == 0
+        assert count(store, "call_sites") == 1
+        assert sorted(e.data_dict()["message"] for e in all_events(store)) == ["ours", "theirs"]
+
+
+class TestFound:
+    """Events are found by their call site's items through every way of reading."""
+
+    @pytest.fixture
+    def logged(self, log: logging.Logger) -> None:
+        for n in range(5):
+            checkout(log, n)
+            if n % 2:
+                refund(log, n)
+        log.warning("stock low")
+        flushed(log)
+
+    @pytest.mark.usefixtures("logged")
+    def test_by_data(self, store: Sql14Store) -> None:
+        errors = store.get_events_by_data([("level", "ERROR")])
+        assert [e.data_dict()["message"] for e in errors] == ["refund 1 failed", "refund 3 failed"]
+        by_logger = store.get_events_by_data([("logger", LOGGER)])
+        assert len(by_logger) == 8
+        mixed = store.get_events_by_data([("level", "INFO"), ("customer", "c1")])
+        assert [e.data_dict()["message"] for e in mixed] == ["order 1 paid", "order 4 paid"]
+        assert store.get_events_by_data([("level", "ERROR"), ("customer", "c1")]) == []
+        assert store.get_events_by_data([("level", "CRITICAL")]) == []
+
+    @pytest.mark.usefixtures("logged")
+    @pytest.mark.parametrize("common", [False, True])
+    def test_pages_of_a_filter(
+        self, store: Sql14Store, common: bool, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Newest first, across pages; on SQLite read by site or by time, the same events."""
+        if common:
+            monkeypatch.setattr(_event_pages, "_COMMON_EVENTS", 1)
+        newest_first = sorted(all_events(store), key=lambda e: (e.when_ts, e.id), reverse=True)
+        monkeypatch.setattr("code_wake_sql14_store._reading.PAGE", 2)
+        for where in [{"logger": LOGGER}, {"level": "ERROR"}, {"level": "INFO", "customer": "c2"}]:
+            expected = [
+                e.id for e in newest_first if all(e.data_dict().get(k) == v for k, v in where.items())
+            ]
+            assert expected
+            assert [e.id for e in store.query_events(EventFilter(where=where))] == expected
+        assert [e.id for e in store.query_events(EventFilter(where={"level": "DEBUG"}))] == []
+
+    @pytest.mark.usefixtures("logged")
+    def test_analysis_queries(self, store: Sql14Store) -> None:
+        errors = EventFilter(where={"level": "ERROR"})
+        assert sum(group.count for group in store.query_trace_groups(errors)) == 2
+        assert sum(day.events for day in store.query_daily_counts(errors)) == 2
+        assert sum(bucket.count for bucket in store.query_counts_over_time(errors)) == 2
+
+
+class TestWrittenTheOldWay:
+    """Events whose call-site items are data rows of their own (schema 3, or an older writer)."""
+
+    @pytest.fixture
+    def mixed(self, store: Sql14Store, log: logging.Logger, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        """Old-way events (the first three), then new ones; the ids of the errors among them, oldest first."""
+        with monkeypatch.context() as old_way:
+            old_way.setattr(_call_sites, "CALL_SITE_KEYS", frozenset())
+            checkout(log, 0)
+            refund(log, 1)
+            checkout(log, 2)
+        checkout(log, 3)
+        refund(log, 4)
+        flushed(log)
+        events = all_events(store)
+        assert [e.id for e in events[:3]] == ids(events[:3])
+        return [e.id for e in events if e.data_dict()["level"] == "ERROR"]
+
+    def test_stored_as_before_and_read_back(self, store: Sql14Store, mixed: list[int]) -> None:
+        with store.engine.connect() as conn:
+            nulls = conn.execute(
+                sa.text("SELECT COUNT(*) FROM events WHERE call_site_id IS NULL")
+            ).scalar_one()
+        assert nulls == 3
+        old, new = all_events(store)[0], all_events(store)[3]
+        assert [i.key for i in old.data] == [i.key for i in new.data]
+
+    def test_found_with_the_new_ones(self, store: Sql14Store, mixed: list[int]) -> None:
+        assert ids(store.get_events_by_data([("level", "ERROR")])) == mixed
+        assert [e.id for e in store.query_events(EventFilter(where={"level": "ERROR"}))] == mixed[::-1]
+        everything = ids(store.query_events(EventFilter(where={"logger": LOGGER})))
+        assert everything == ids(all_events(store))
+        paid = store.query_events(EventFilter(where={"level": "INFO", "customer": "c0"}))
+        assert [e.data_dict()["message"] for e in paid] == ["order 3 paid", "order 0 paid"]
+        errors = EventFilter(where={"level": "ERROR"})
+        assert sum(g.count for g in store.query_trace_groups(errors)) == 2
+        assert sum(d.events for d in store.query_daily_counts(errors)) == 2
+        assert sum(b.count for b in store.query_counts_over_time(errors)) == 2
+
+    def test_pages_merge_old_and_new_newest_first(
+        self, store: Sql14Store, mixed: list[int], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("code_wake_sql14_store._reading.PAGE", 1)
+        found = [e.id for e in store.query_events(EventFilter(where={"logger": LOGGER}))]
+        assert found == ids(all_events(store))[::-1]
+
+
+class TestItems:
+    """`split` and `merged`: the site's items leave and come back at their positions."""
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            [],
+            [("customer", "c1")],
+            [("logger", "a"), ("level", "INFO"), ("message", "m"), ("msg_template", "m"), ("thread", "t")],
+            [("message", "m"), ("lineno", "3"), ("lineno", None), ("x", "1")],
+            [("level", "a"), ("level", "b")],
+        ],
+    )
+    def test_round_trip(self, data: list[tuple[str, str | None]]) -> None:
+        items = tuple(DataItem(k, v) for k, v in data)
+        site, own = split(items)
+        assert all(key in _call_sites.CALL_SITE_KEYS for _, key, _ in site)
+        assert merged(site, own) == items
+
+    def test_the_digest_tells_positions_and_nulls_apart(self) -> None:
+        assert site_digest(((0, "level", "INFO"),)) != site_digest(((1, "level", "INFO"),))
+        assert site_digest(((0, "level", None),)) != site_digest(((0, "level", ""),))
