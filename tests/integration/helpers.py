@@ -56,3 +56,16 @@ def rows(url: str, sql: str) -> list[tuple[object, ...]]:
             return [tuple(r) for r in conn.execute(sa.text(sql))]
     finally:
         engine.dispose()
+
+
+def values_of(url: str, key: str) -> dict[str, int]:
+    """How many events carry each value of `key`, as data rows or through their call site (schema 4)."""
+    found = rows(
+        url,
+        "SELECT val, count(*) FROM ("
+        f" SELECT d.val FROM events_data d WHERE d.key = '{key}'"
+        " UNION ALL"
+        " SELECT s.val FROM events e JOIN call_site_data s ON s.call_site_id = e.call_site_id"
+        f" WHERE s.key = '{key}') AS carried GROUP BY val",
+    )
+    return {str(val): int(str(count)) for val, count in found}
