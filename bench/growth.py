@@ -167,7 +167,7 @@ def _step(
                     mine,
                     "ms",
                     f"{mine / theirs:5.2f} x {label} ({theirs:.2f} ms){target}"
-                    f" | returns {_returned(case)} ({_returned(compared[name])})",
+                    f" | returns {queries.returned(case)} ({queries.returned(compared[name])})",
                 )
             )
         return rows
@@ -183,9 +183,3 @@ def _cases(store: Sql14Store) -> dict[str, Callable[[], object]]:
 def _stored(store: Sql14Store) -> int:
     with store.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one())
-
-
-def _returned(case: Callable[[], object]) -> int:
-    """How many records (events, groups, ids) one call returns."""
-    found = case()
-    return len(found) if isinstance(found, list | tuple) else 0

@@ -12,7 +12,17 @@ batches of the rows the store itself writes, and each batch's counts are
 added to the ``event_counts`` summary in its transaction, as the store does
 (`code_wake_sql14_store._counts.add_counts`). 1M events take about a minute
 on SQLite and a few on the servers; ``--queries-size`` chooses another size,
-``--quick`` uses 50,000. PostgreSQL and MySQL/MariaDB are measured where
+``--quick`` uses 50,000.
+
+Half the events (``--queries-handler-share``) are what the logging handler
+writes: the 8 fields of `code_wake._doors.record_fields` (logger, level,
+message, msg_template, module, func, lineno, thread), from 300 call sites of
+20 loggers (levels: 89% INFO, 10% WARNING, 1% ERROR; within a level a few
+sites log most records), three in ten with one ``extra`` field. The others are
+plain events (event kind, customer, n). Customers are fewer with handler
+events, so customer=c42 still matches ~100 events per 1M; a plain kind such as
+event=order matches half as many as with plain events only. Cases on the
+call-site keys follow the plain ones. PostgreSQL and MySQL/MariaDB are measured where
 their servers answer (CODE_WAKE_TEST_POSTGRESQL, CODE_WAKE_TEST_MYSQL, else
 the local defaults), in a scratch database dropped afterwards; they are
 ANALYZEd after the fill, SQLite is not (the store must not depend on
@@ -33,7 +43,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -51,8 +61,10 @@ SETTINGS: dict[str, Any] = {
     "size": 1_000_000,
     "backends": ("sqlite", "postgresql", "mysql"),
     "explain": False,
+    "handler_share": 0.5,
 }
-"""Set by ``python -m bench`` from --queries-size, --queries-backends and --queries-explain."""
+"""Set by ``python -m bench`` from --queries-size, --queries-backends, --queries-explain and
+--queries-handler-share."""
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +79,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="comma-separated: sqlite, postgresql, mysql (servers that do not answer are skipped)",
     )
     parser.add_argument("--queries-explain", action="store_true", help="print each query's plan")
+    parser.add_argument(
+        "--queries-handler-share",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="share of the events a logging handler wrote (default 0.5; 0: the plain events only)",
+    )
 
 
 def configure(args: argparse.Namespace) -> None:
@@ -75,6 +94,7 @@ def configure(args: argparse.Namespace) -> None:
         size=args.queries_size,
         backends=tuple(b.strip() for b in args.queries_backends.split(",") if b.strip()),
         explain=args.queries_explain,
+        handler_share=args.queries_handler_share,
     )
 
 
@@ -95,6 +115,27 @@ ENVS = {"production": 0.9, "staging": 0.1}
 KINDS = {"order": 0.6, "view": 0.25, "fault": 0.1, "report": 0.05}
 ERROR_TYPES = ("ValueError", "KeyError", "TimeoutError", "shop.errors.OutOfStock", "RuntimeError")
 TRACES = 25
+
+# What a logging handler writes (`code_wake.logging.CodeWakeHandler`): SETTINGS["handler_share"].
+LOGGERS = tuple(
+    f"app.{name}"
+    for name in (
+        *("db", "http", "cache", "auth", "orders", "billing", "search", "mail", "queue", "tasks"),
+        *("api", "views", "payments", "inventory", "shipping", "users", "reports", "storage", "metrics"),
+        "admin",
+    )
+)
+LEVELS = {"INFO": 0.89, "WARNING": 0.10, "ERROR": 0.01}
+"""Each level's share of the handler's events (a call site has one level)."""
+THREADS = ("MainThread", "Thread-1 (worker)", "Thread-2 (worker)", "ThreadPoolExecutor-0_0", "asyncio_0")
+SITES = 300
+_VERBS = ("loaded", "saved", "sent", "retried", "skipped", "expired", "queued", "checked", "synced", "locked")
+_THINGS = (
+    *("order", "user", "session", "invoice", "cart", "token", "page", "batch", "row", "file"),
+    *("item", "report", "payment", "message", "job", "index", "key", "ticket", "refund", "shipment"),
+    *("quota", "price", "coupon", "stock", "webhook", "export", "import", "backup", "lock", "lease"),
+)
+_FUNCS = ("handle", "run", "fetch", "save", "load", "check", "send", "process", "retry", "flush")
 
 
 # -- the fill ----------------------------------------------------------------------------------
@@ -154,6 +195,99 @@ def _processes(store: Sql14Store) -> list[tuple[ProcessRecord, float]]:
     return found
 
 
+class Site(NamedTuple):
+    """One line of code that logs: what `code_wake._doors.record_fields` gives on every call from it."""
+
+    logger: str
+    level: str
+    template: str
+    module: str
+    func: str
+    lineno: str
+    raises: bool
+    """Logs with ``logger.exception``: its events carry a stack trace and an exception."""
+
+
+def _sites() -> tuple[list[Site], list[float]]:
+    """`SITES` call sites and each one's share of the handler's events.
+
+    Within a level, the shares fall off as 1 / rank**1.3 (a few sites log most
+    of the records), so that each level's total is its share of `LEVELS`.
+    Half the ERROR sites raise (``logger.exception``).
+    """
+    found: list[Site] = []
+    for number in range(SITES):
+        level = "ERROR" if number % 30 == 7 else "WARNING" if number % 7 == 3 else "INFO"
+        logger = LOGGERS[number % len(LOGGERS)]
+        found.append(
+            Site(
+                logger=logger,
+                level=level,
+                template=f"{_VERBS[number % 10]} {_THINGS[number // 10]} %s",
+                module=f"{logger.rsplit('.', 1)[-1]}_{number // len(LOGGERS) % 3}",
+                func=_FUNCS[number // 3 % len(_FUNCS)],
+                lineno=str(10 + number * 37 % 900),
+                raises=number % 60 == 7,
+            )
+        )
+    weights = []
+    for site in found:
+        group = [other for other in found if other.level == site.level]
+        total = sum(1 / rank**1.3 for rank in range(1, len(group) + 1))
+        weights.append(LEVELS[site.level] / (group.index(site) + 1) ** 1.3 / total)
+    return found, weights
+
+
+CALL_SITES, SITE_WEIGHTS = _sites()
+COMMON_LOGGER = max(
+    LOGGERS,
+    key=lambda name: sum(w for s, w in zip(CALL_SITES, SITE_WEIGHTS, strict=True) if s.logger == name),
+)
+"""The logger of the most records: app.db, ~29% of the handler's (~14% of all events)."""
+RARE_SITE = CALL_SITES[max(n for n, s in enumerate(CALL_SITES) if s.level == "ERROR" and not s.raises)]
+"""The least-used ERROR site that does not raise: ~0.02% of the handler's events."""
+
+
+def handler_data(site: Site, value: int, thread: str, extra: tuple[str, str] | None) -> list[tuple[str, str]]:
+    """A handler event's data: `code_wake._doors.record_fields` in its order, then its `extra` field.
+
+    The one place that says how a handler's record is stored.
+    """
+    data = [
+        ("logger", site.logger),
+        ("level", site.level),
+        ("message", site.template % value),
+        ("msg_template", site.template),
+        ("module", site.module),
+        ("func", site.func),
+        ("lineno", site.lineno),
+        ("thread", thread),
+    ]
+    if extra is not None:
+        data.append(extra)
+    return data
+
+
+def _customers(handler_share: float) -> int:
+    """Customers of the plain events and of a tenth of the handler's: customer=c42 matches ~100 per 1M.
+
+    10,000 without handler events, as before they were filled; 5,500 at half.
+    """
+    return max(1, round(10_000 * (1 - 0.9 * handler_share)))
+
+
+def _extra(rng: random.Random, customers: int) -> tuple[str, str] | None:
+    """The ``extra`` field of a handler's record: three in ten carry one."""
+    pick = rng.random()
+    if pick < 0.1:
+        return ("customer", f"c{rng.randrange(customers)}")
+    if pick < 0.2:
+        return ("request_id", f"{rng.getrandbits(48):012x}")
+    if pick < 0.3:
+        return ("duration_ms", str(rng.randrange(5000)))
+    return None
+
+
 def _event_rows(
     first_id: int,
     position: int,
@@ -163,17 +297,26 @@ def _event_rows(
     weights: list[float],
     traces: list[int],
     rng: random.Random,
+    handler_share: float,
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Events `position` to `position + count` of `total` spread evenly over the 30 days."""
+    """Events `position` to `position + count` of `total` spread evenly over the 30 days.
+
+    A share `handler_share` of them are a logging handler's records (`handler_data`), the
+    others plain events of a `KINDS` kind.
+    """
     step = DAYS * 86_400 / total
+    customers = _customers(handler_share)
     picked = rng.choices(owners, weights, k=count)
     kinds = rng.choices(list(KINDS), list(KINDS.values()), k=count)
+    sites = rng.choices(CALL_SITES, SITE_WEIGHTS, k=count)
     for offset in range(count):
         at = position + offset
         event_id = first_id + at
         owner, kind = picked[offset], kinds[offset]
         when = END - DAYS * 86_400 + at * step + rng.random() * step
-        trace = traces[rng.randrange(TRACES)] if kind == "fault" else None
+        site = sites[offset] if rng.random() < handler_share else None
+        raises = kind == "fault" if site is None else site.raises
+        trace = traces[rng.randrange(TRACES)] if raises else None
         row = {
             "id": event_id,
             "when_ts": when,
@@ -185,7 +328,10 @@ def _event_rows(
             "app_vsn_id": owner.app_vsn.id if owner.app_vsn else None,
             "environment_id": owner.environment.id if owner.environment else None,
         }
-        data = [("event", kind), ("customer", f"c{rng.randrange(10_000)}"), ("n", str(event_id - 1))]
+        if site is None:
+            data = [("event", kind), ("customer", f"c{rng.randrange(customers)}"), ("n", str(event_id - 1))]
+        else:
+            data = handler_data(site, event_id - 1, rng.choice(THREADS), _extra(rng, customers))
         yield row, [{"event_id": event_id, "key": k, "val": v, "when_ts": when} for k, v in data]
 
 
@@ -211,10 +357,13 @@ class Filler:
     denser, as a busier application's would; ids follow the highest stored,
     whoever wrote it. The ``event_counts`` summary gets each batch's counts
     in the batch's transaction, as the store's write path adds them.
+    A share `handler_share` of the events (default: ``SETTINGS["handler_share"]``)
+    are a logging handler's records, from `SITES` call sites (`handler_data`).
     """
 
-    def __init__(self, store: Sql14Store, seed: int = 5) -> None:
+    def __init__(self, store: Sql14Store, seed: int = 5, handler_share: float | None = None) -> None:
         self.store = store
+        self.handler_share = float(SETTINGS["handler_share"]) if handler_share is None else handler_share
         self._rng = random.Random(seed)
         owners_shares = _processes(store)  # first: the store creates its schema
         self._traces = _store_traces(store)
@@ -238,6 +387,7 @@ class Filler:
                     self._weights,
                     self._traces,
                     self._rng,
+                    self.handler_share,
                 )
             )
             rows = [row for row, _ in batch]
@@ -344,7 +494,39 @@ def cases(store: Sql14Store) -> dict[str, Callable[[], object]]:
             EventFilter(app="shop", vsn="1.1", env="production", since=day_ago, errors=True, limit=20)
         ),
         "daily counts, all 30 days": store.query_daily_counts,
+        # On the call-site keys of the handler's events (`record_fields`).
+        "events, call-site term (rare: level=ERROR)": events_page(where={"level": "ERROR"}),
+        f"events, call-site term (common: logger={COMMON_LOGGER})": events_page(
+            where={"logger": COMMON_LOGGER}
+        ),
+        "events, call-site term (rare: msg_template of one site)": events_page(
+            where={"msg_template": RARE_SITE.template}
+        ),
+        "events, call-site + own term (level=ERROR, customer=c42)": events_page(
+            where={"level": "ERROR", "customer": "c42"}
+        ),
+        f"events, call-site + own term (logger={COMMON_LOGGER}, customer=c42)": events_page(
+            where={"logger": COMMON_LOGGER, "customer": "c42"}
+        ),
+        "events, two call-site terms (level=WARNING, thread=MainThread)": events_page(
+            where={"level": "WARNING", "thread": "MainThread"}
+        ),
+        "get_events_by_data, one site (rare msg_template, all)": lambda: store.get_events_by_data(
+            [("msg_template", RARE_SITE.template)]
+        ),
+        "trace groups, level=ERROR, all 30 days": lambda: store.query_trace_groups(
+            EventFilter(where={"level": "ERROR"}, errors=True, limit=20)
+        ),
+        "daily counts, level=ERROR, all 30 days": lambda: store.query_daily_counts(
+            EventFilter(where={"level": "ERROR"})
+        ),
     }
+
+
+def returned(case: Callable[[], object]) -> int:
+    """How many records (events, groups, ids) one call returns."""
+    found = case()
+    return len(found) if isinstance(found, list | tuple) else 0
 
 
 def measure(timed: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -414,6 +596,7 @@ def run(quick: bool = False) -> list[Row]:
                     if name.startswith("anchor")
                     else f"{ms / anchor:5.1f} x anchor, target <= {TARGET_MS:.0f} ms"
                 )
-                rows.append(Row(f"  {name}", ms, "ms", note))
+                found = f"returns {returned(measured[name])}"
+                rows.append(Row(f"  {name}", ms, "ms", f"{note} | {found}" if note else found))
             store.close()
     return rows
