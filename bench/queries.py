@@ -52,6 +52,7 @@ from code_wake.records import ProcessRecord
 from code_wake.stack_trace import RawFrame, trace_digest
 from code_wake.testing.contract import process_info
 from code_wake_sql14_store import Sql14Store
+from code_wake_sql14_store._call_sites import split
 from code_wake_sql14_store._counts import CountRow, add_counts, upsert_statement
 from code_wake_sql14_store.schema import events, events_data, stackframes, stacktraces
 
@@ -248,6 +249,13 @@ RARE_SITE = CALL_SITES[max(n for n, s in enumerate(CALL_SITES) if s.level == "ER
 """The least-used ERROR site that does not raise: ~0.02% of the handler's events."""
 
 
+def _store_sites(store: Sql14Store) -> dict[Site, int]:
+    """Each call site stored once, by the store's own code, as its first record would store it."""
+    items = [split(handler_data(site, 0, THREADS[0], None))[0] for site in CALL_SITES]
+    ids = store._sites.ids_for(items)
+    return {site: site_id for site, site_id in zip(CALL_SITES, ids, strict=True) if site_id is not None}
+
+
 def handler_data(site: Site, value: int, thread: str, extra: tuple[str, str] | None) -> list[tuple[str, str]]:
     """A handler event's data: `code_wake._doors.record_fields` in its order, then its `extra` field.
 
@@ -298,11 +306,13 @@ def _event_rows(
     traces: list[int],
     rng: random.Random,
     handler_share: float,
+    site_ids: dict[Site, int],
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Events `position` to `position + count` of `total` spread evenly over the 30 days.
 
     A share `handler_share` of them are a logging handler's records (`handler_data`), the
-    others plain events of a `KINDS` kind.
+    others plain events of a `KINDS` kind. A handler record refers to its call site (stored
+    once, `site_ids`) and has rows of its own for the rest of its data, as the store writes it.
     """
     step = DAYS * 86_400 / total
     customers = _customers(handler_share)
@@ -327,11 +337,12 @@ def _event_rows(
             "app_id": owner.app.id,
             "app_vsn_id": owner.app_vsn.id if owner.app_vsn else None,
             "environment_id": owner.environment.id if owner.environment else None,
+            "call_site_id": None if site is None else site_ids[site],
         }
         if site is None:
             data = [("event", kind), ("customer", f"c{rng.randrange(customers)}"), ("n", str(event_id - 1))]
         else:
-            data = handler_data(site, event_id - 1, rng.choice(THREADS), _extra(rng, customers))
+            _, data = split(handler_data(site, event_id - 1, rng.choice(THREADS), _extra(rng, customers)))
         yield row, [{"event_id": event_id, "key": k, "val": v, "when_ts": when} for k, v in data]
 
 
@@ -369,6 +380,7 @@ class Filler:
         self._traces = _store_traces(store)
         self._owners = [o for o, _ in owners_shares]
         self._weights = [w for _, w in owners_shares]
+        self._site_ids = _store_sites(store)
 
     def add(self, count: int) -> None:
         """`count` more events; then the servers are ANALYZEd."""
@@ -388,6 +400,7 @@ class Filler:
                     self._traces,
                     self._rng,
                     self.handler_share,
+                    self._site_ids,
                 )
             )
             rows = [row for row, _ in batch]

@@ -45,7 +45,8 @@ def counts_over_time(
     parts = _pieces(f, span)
     if scope is None or not parts:
         return []
-    statement = _statement(conn.dialect.name, f, scope, parts, by_scope)
+    carrying = carrying_conditions(conn, list(f.terms)) if f.terms else []
+    statement = _statement(conn.dialect.name, f, scope, parts, by_scope, carrying)
     totals: dict[SeriesKey, int] = {}
     for row in conn.execute(statement):
         _add(totals, row, span)
@@ -86,14 +87,29 @@ def _pieces(f: EventFilter, span: int) -> list[Segment]:
 
 
 def _statement(
-    dialect: str, f: EventFilter, scope: Scope, parts: Sequence[Segment], by_scope: bool
+    dialect: str,
+    f: EventFilter,
+    scope: Scope,
+    parts: Sequence[Segment],
+    by_scope: bool,
+    carrying: Sequence[sa.ColumnElement[bool]],
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
-    branches = [_branch(dialect, f, scope, part, by_scope) for part in parts]
+    branches = [_branch(dialect, f, scope, part, by_scope, carrying) for part in parts]
     return branches[0] if len(branches) == 1 else sa.union_all(*branches)
 
 
-def _branch(dialect: str, f: EventFilter, scope: Scope, part: Segment, by_scope: bool) -> sa.Select[Any]:
-    """One piece's counts per bucket (of the piece's rows), trace group and, with `by_scope`, scope."""
+def _branch(
+    dialect: str,
+    f: EventFilter,
+    scope: Scope,
+    part: Segment,
+    by_scope: bool,
+    carrying: Sequence[sa.ColumnElement[bool]],
+) -> sa.Select[Any]:
+    """One piece's counts per bucket (of the piece's rows), trace group and, with `by_scope`, scope.
+
+    `carrying`: the conditions of the filter's data terms (read from ``events`` only).
+    """
     piece_span, since, until = part
     c: Any
     if piece_span is None:
@@ -104,8 +120,7 @@ def _branch(dialect: str, f: EventFilter, scope: Scope, part: Segment, by_scope:
             *bound_conditions(dialect, f, scope, indexed=not f.terms),
             *time_range(c.when_ts, since, until),
         ]
-        if f.terms:
-            conditions.extend(carrying_conditions(dialect, list(f.terms)))
+        conditions.extend(carrying)
     else:
         c = event_counts.c
         bucket = c.bucket_ts

@@ -93,7 +93,7 @@ def _add_piece(
             c.when_ts, c.app_id, c.app_vsn_id, c.environment_id, c.exc_type.is_not(None).label("error")
         ).where(*bound_conditions(dialect, f, scope), *time_range(c.when_ts, since, until))
         if f.terms:
-            query = query.where(*carrying_conditions(dialect, list(f.terms)))
+            query = query.where(*carrying_conditions(conn, list(f.terms)))
         result = conn.execute(query)
         read = column_getter(result, "when_ts", "app_id", "app_vsn_id", "environment_id", "error")
         for when_ts, app_id, vsn_id, env_id, error in map(read, result):

@@ -31,6 +31,7 @@ from ._filters import (
     Scope,
     Term,
     bound_conditions,
+    held_as_data_rows,
     most_selective_first,
     sites_carrying,
     split_terms,
@@ -39,7 +40,7 @@ from ._filters import (
     time_range,
     unindexed,
 )
-from .schema import events, events_data
+from .schema import events
 
 __all__ = ["Cursor", "TermPlan", "events_page"]
 
@@ -81,21 +82,13 @@ class TermPlan:
         site_ids: list[int] | None = sorted(int(i) for i in found.scalars())
         if site_ids is not None and len(site_ids) > _SITE_IDS_INLINE:
             site_ids = None
-        # Legacy rows hold every site term of theirs: one missing term rules them all out.
-        legacy = all(_held_as_data_row(conn, found_term) for found_term in site)
+        legacy = held_as_data_rows(conn, site)
         common = sqlite and (site_ids is None or len(site_ids) > 1) and _many_events(conn, dialect, site)
         return cls(own, site, site_ids, legacy, common)
 
     @property
     def terms(self) -> bool:
         return bool(self.own or self.site)
-
-
-def _held_as_data_row(conn: sa.Connection, found: Term) -> bool:
-    """Whether some event holds `found` (on a call-site key) as a data row of its own: one index probe."""
-    row = events_data.alias("legacy")
-    query = sa.select(row.c.id).where(*term(conn.dialect.name, row, *found)).limit(1)
-    return conn.execute(query).first() is not None
 
 
 def _many_events(conn: sa.Connection, dialect: str, site: Sequence[Term]) -> bool:

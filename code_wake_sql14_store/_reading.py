@@ -63,7 +63,7 @@ class EventReader:
         with self._db.connect() as conn:
             if self._db.sqlite and len(terms) > 1:
                 terms = most_selective_first(conn, terms)
-            return self._load_events(conn, data_conditions(self._db.dialect, terms, process_id))
+            return self._load_events(conn, data_conditions(conn, terms, process_id))
 
     def event_pages(self, f: EventFilter) -> Iterator[EventRecord]:
         """Events matching `f`, newest first, a page per query (`EventReader._pages`)."""

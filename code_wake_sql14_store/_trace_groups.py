@@ -149,7 +149,7 @@ def trace_groups(
     shape = GroupShape.of(dialect, f, scope, pieces)
     if f.terms:
         # Data terms have values in the statement (their index needs them): built each time.
-        statement = _group_statement(shape, carrying_conditions(dialect, list(f.terms)))
+        statement = _group_statement(shape, carrying_conditions(conn, list(f.terms)))
     else:
         statement = _cached_group_statement(shape)
     if not all(shape.filter.fixed):
