@@ -28,6 +28,7 @@ from .schema import (
     LONG_TEXT_LIMIT,
     MYSQL_DIALECTS,
     NAME_LENGTH,
+    VAL_PREFIX_LENGTH,
     call_site_data,
     event_counts,
     events,
@@ -277,6 +278,10 @@ def term(dialect: str, row: sa.FromClause, key: str, val: str | None) -> list[sa
         # The expression index holds a prefix: compare it so the index is used,
         # and the whole value for the answer. MySQL's prefix index needs neither.
         match.append(val_prefix(row.c.val) == val_prefix(sa.literal(val, sa.Text)))
+        if len(val) < VAL_PREFIX_LENGTH:
+            # The whole value is in the prefix: its match is the answer. Comparing the value
+            # too made PostgreSQL multiply two estimates of one thing (42 rows for 50,000).
+            return match
     if dialect == "sqlite":
         # Not "val = ?": SQLite's constant propagation would rewrite the prefix term
         # into substr(?, 1, 200), which no longer matches the index. For a non-null

@@ -41,7 +41,7 @@ def plan(conn: sa.Connection) -> list[str]:
         steps.append("add the column events.exc_chain (chained exceptions' messages; no rows rewritten)")
     if int(version or 0) < 4:
         steps.append(
-            "add the call-site tables, the column events.call_site_id and its index "
+            "add the column events.call_site_id and its index, for call sites stored once "
             "(no rows rewritten; the index takes a while on a large database)"
         )
     steps.append(f"record schema version {SCHEMA_VERSION}")

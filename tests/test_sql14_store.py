@@ -233,12 +233,12 @@ class TestSchema:
 def _plan(store: Sql14Store, where: list[tuple[str, str | None]]) -> str:
     """The database's plan for the store's own data query, as text."""
     dialect = store.engine.dialect
-    compiled = events_query(data_conditions(dialect.name, where, None)).compile(dialect=dialect)
-    params: Any = compiled.params
-    if compiled.positiontup:  # qmark/format drivers take the values in order
-        params = tuple(compiled.params[name] for name in compiled.positiontup)
     prefix = "EXPLAIN QUERY PLAN " if store.engine.dialect.name == "sqlite" else "EXPLAIN "
     with store.engine.connect() as conn:
+        compiled = events_query(data_conditions(conn, where, None)).compile(dialect=dialect)
+        params: Any = compiled.params
+        if compiled.positiontup:  # qmark/format drivers take the values in order
+            params = tuple(compiled.params[name] for name in compiled.positiontup)
         return "\n".join(str(tuple(row)) for row in conn.exec_driver_sql(prefix + str(compiled), params))
 
 
