@@ -19,6 +19,7 @@ from . import (
     spool_bench,
     sync_latency,
     web_pages,
+    write_growth,
 )
 from .timing import Row, print_table
 
@@ -77,6 +78,10 @@ BENCHES: dict[str, tuple[str, Bench]] = {
     "growth": (
         "Growth: log(sync=True) and analysis queries at 10k, 100k, 1M stored events (lower is better)",
         growth.run,
+    ),
+    "write-growth": (
+        "Write growth: batch write rate at 100k, 500k, 1M stored events vs an empty store (higher is better)",
+        write_growth.run,
     ),
     "web": (
         "Web view pages at 1M stored events, ms of server time per page (lower is better)",
