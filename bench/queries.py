@@ -521,7 +521,7 @@ def cases(store: Sql14Store) -> dict[str, Callable[[], object]]:
         f"events, call-site + own term (logger={COMMON_LOGGER}, customer=c42)": events_page(
             where={"logger": COMMON_LOGGER, "customer": "c42"}
         ),
-        "events, two call-site terms (level=WARNING, thread=MainThread)": events_page(
+        "events, call-site + own term (level=WARNING, thread=MainThread)": events_page(
             where={"level": "WARNING", "thread": "MainThread"}
         ),
         "get_events_by_data, one site (rare msg_template, all)": lambda: store.get_events_by_data(

@@ -71,6 +71,7 @@ class TermPlan:
 
     @classmethod
     def of(cls, conn: sa.Connection, terms: Sequence[Term]) -> TermPlan:
+        """The plan of `terms` against the database behind `conn` (a few small queries)."""
         own, site = split_terms(terms)
         sqlite = conn.dialect.name == "sqlite"
         if sqlite and len(own) > 1:
@@ -80,15 +81,11 @@ class TermPlan:
         dialect = conn.dialect.name
         found = conn.execute(sites_carrying(dialect, site).distinct().limit(_SITE_IDS_INLINE + 1))
         site_ids: list[int] | None = sorted(int(i) for i in found.scalars())
-        if site_ids is not None and len(site_ids) > _SITE_IDS_INLINE:
+        if len(site_ids or ()) > _SITE_IDS_INLINE:
             site_ids = None
         legacy = held_as_data_rows(conn, site)
         common = sqlite and (site_ids is None or len(site_ids) > 1) and _many_events(conn, dialect, site)
         return cls(own, site, site_ids, legacy, common)
-
-    @property
-    def terms(self) -> bool:
-        return bool(self.own or self.site)
 
 
 def _many_events(conn: sa.Connection, dialect: str, site: Sequence[Term]) -> bool:
