@@ -349,7 +349,8 @@ def prune_text(report: PruneReport) -> str:
         f"{verb} {_counted(report.events, 'event', 'events')} "
         f"({_counted(report.data, 'data row', 'data rows')}), "
         f"{_counted(report.stacktraces, 'stack trace', 'stack traces')} "
-        f"({_counted(report.stackframes, 'frame', 'frames')}) and "
+        f"({_counted(report.stackframes, 'frame', 'frames')}), "
+        f"{_counted(report.call_sites, 'call site', 'call sites')} and "
         f"{_counted(report.processes, 'process', 'processes')}, "
         f"recorded before {format_utc(report.before_ts)} UTC.\n"
     )
@@ -365,5 +366,6 @@ def prune_json(report: PruneReport) -> dict[str, Any]:
         "data": report.data,
         "stacktraces": report.stacktraces,
         "stackframes": report.stackframes,
+        "call_sites": report.call_sites,
         "processes": report.processes,
     }

@@ -209,8 +209,12 @@ class DailyCount:
 class PruneReport:
     """What `Store.prune` removed (or, with ``dry_run``, would remove).
 
-    `data` counts data rows (key/value pairs) and `stackframes` the frames of
-    the removed stack traces. Where a store has no such rows, the count is 0.
+    `data` counts the data rows (key/value pairs) of the removed events,
+    `stackframes` the frames of the removed stack traces, and `call_sites`
+    the call sites no event uses any more (a store that keeps what log
+    records from one line of code share once, as `Sql14Store` does, counts
+    their items there, not in `data`). Where a store has no such rows, the
+    count is 0.
     """
 
     before_ts: float
@@ -220,6 +224,7 @@ class PruneReport:
     stacktraces: int = 0
     stackframes: int = 0
     processes: int = 0
+    call_sites: int = 0
 
 
 # -- the reference implementations, over events in memory -----------------------------------------

@@ -50,6 +50,11 @@ class BoundedCache(Generic[K, V]):
                 found[key] = self.put(key, value)
         return found
 
+    def values(self) -> list[V]:
+        """The cached values, at this moment."""
+        with self._lock:
+            return list(self._data.values())
+
     def after_fork(self) -> None:
         """In a forked child: a new lock (another thread of the parent may have held the old one)."""
         self._lock = threading.Lock()

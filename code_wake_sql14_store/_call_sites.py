@@ -96,6 +96,11 @@ class CallSites:
         self._ids.after_fork()
         self._items.after_fork()
 
+    def forget(self) -> None:
+        """Forget every cached site: the next write of one finds, or stores, the current row."""
+        self._ids.clear()
+        self._items.clear()
+
     def ids_for(self, sites: Sequence[SiteItems]) -> list[int | None]:
         """The stored id of each site (None for an event without one); new ones stored, together."""
         known: dict[SiteItems, int] = {}
@@ -110,6 +115,10 @@ class CallSites:
         if missing:
             known.update(self._fetch_or_create(missing))
         return [known[site] if site else None for site in sites]
+
+    def remembered_ids(self) -> set[int]:
+        """The ids of the sites this store has cached for writing."""
+        return set(self._ids.values())
 
     def with_ids(self, conn: sa.Connection, ids: set[int]) -> dict[int, SiteItems]:
         """The call sites with these ids, cached by id."""

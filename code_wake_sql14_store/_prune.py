@@ -1,11 +1,11 @@
 """Retention: deleting old events and what only they used, each batch in a short transaction of its own.
 
 Old events go first (with their data rows), oldest first, then the summary
-rows they were counted in, then the stack traces and processes nothing uses
-any more. The newest stack trace and the newest process are always kept: a
-SQLite table hands out max(id) + 1 as the next id, and a removed newest row
-would give its id to a new trace or process while a running program still
-holds it.
+rows they were counted in, then the stack traces, call sites and processes
+nothing uses any more. The newest stack trace, call site and process are
+always kept: a SQLite table hands out max(id) + 1 as the next id, and a
+removed newest row would give its id to a new one while a running program
+still holds it.
 """
 
 from __future__ import annotations
@@ -19,18 +19,30 @@ from code_wake.query import DAY, PruneReport
 
 from ._counts import rebuild_all_time, rebuild_counts
 from ._database import Database, chunks, transient
-from .schema import ALL_TIME, event_counts, events, events_data, processes, stackframes, stacktraces
+from .schema import (
+    ALL_TIME,
+    call_site_data,
+    call_sites,
+    event_counts,
+    events,
+    events_data,
+    processes,
+    stackframes,
+    stacktraces,
+)
 
 __all__ = [
     "count_prunable",
     "delete_events",
     "delete_processes",
+    "delete_sites",
     "delete_traces",
     "dry_run",
     "old_event_ids",
     "prunable_processes",
     "prune",
     "recount_after",
+    "unused_sites",
     "unused_traces",
 ]
 
@@ -45,12 +57,13 @@ def prune(db: Database, before_ts: float, batch_size: int) -> PruneReport:
     removed, data = _prune_events(db, before_ts, batch_size)
     db.retrying(lambda conn: recount_after(conn, db.upsert_counts, before_ts), transient)
     traces, frames = _in_chunks(db, unused_traces, delete_traces)
+    sites, _ = _in_chunks(db, unused_sites, delete_sites)
     idle, _ = _in_chunks(
         db,
         lambda conn: prunable_processes(conn, before_ts),
         lambda conn, ids: (delete_processes(conn, ids, before_ts), 0),
     )
-    return PruneReport(before_ts, False, removed, data, traces, frames, idle)
+    return PruneReport(before_ts, False, removed, data, traces, frames, idle, sites)
 
 
 def dry_run(db: Database, before_ts: float) -> PruneReport:
@@ -145,6 +158,14 @@ def _unused_trace(since: float | None) -> sa.ColumnElement[bool]:
     return ~users
 
 
+def _unused_site(since: float | None) -> sa.ColumnElement[bool]:
+    """No event (at or after `since`, when given) refers to the call site."""
+    users = sa.exists().where(events.c.call_site_id == call_sites.c.id)
+    if since is not None:
+        users = users.where(events.c.when_ts >= since)
+    return ~users
+
+
 def _idle_process(before_ts: float, since: float | None) -> sa.ColumnElement[bool]:
     """The process started before `before_ts` and has no event (at or after `since`, when given)."""
     users = sa.exists().where(events.c.process_id == processes.c.id)
@@ -179,6 +200,28 @@ def delete_traces(conn: sa.Connection, ids: Sequence[int]) -> tuple[int, int]:
     return gone, frames
 
 
+def unused_sites(conn: sa.Connection) -> list[int]:
+    """The call sites no event refers to, but the newest."""
+    newest = _newest(conn, call_sites.c.id)
+    query = sa.select(call_sites.c.id).where(call_sites.c.id < newest, _unused_site(None))
+    return [int(i) for i in conn.execute(query.order_by(call_sites.c.id)).scalars()]
+
+
+def delete_sites(conn: sa.Connection, ids: Sequence[int]) -> tuple[int, int]:
+    """Delete those of these call sites still unused, with their items; how many of each went.
+
+    Locked first as traces are (`delete_traces`): a writer storing an event of
+    one waits, then finds it gone (the foreign key refuses the event) and
+    stores the site again.
+    """
+    chosen = sa.and_(call_sites.c.id.in_(ids), _unused_site(None))
+    conn.execute(sa.select(call_sites.c.id).where(call_sites.c.id.in_(ids)).with_for_update()).all()
+    unused = sa.select(call_sites.c.id).where(chosen)
+    items = conn.execute(sa.delete(call_site_data).where(call_site_data.c.call_site_id.in_(unused))).rowcount
+    gone = conn.execute(sa.delete(call_sites).where(chosen)).rowcount
+    return gone, items
+
+
 def prunable_processes(conn: sa.Connection, before_ts: float) -> list[int]:
     """The processes started before `before_ts` with no events, but the newest."""
     newest = _newest(conn, processes.c.id)
@@ -202,6 +245,9 @@ def count_prunable(conn: sa.Connection, before_ts: float) -> dict[str, int]:
     idle = sa.select(processes.c.id).where(
         processes.c.id < _newest(conn, processes.c.id), _idle_process(before_ts, before_ts)
     )
+    sites = sa.select(call_sites.c.id).where(
+        call_sites.c.id < _newest(conn, call_sites.c.id), _unused_site(before_ts)
+    )
 
     def count(query: sa.Select[Any]) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
@@ -214,4 +260,5 @@ def count_prunable(conn: sa.Connection, before_ts: float) -> dict[str, int]:
         "stacktraces": count(traces),
         "stackframes": count(sa.select(stackframes.c.id).where(stackframes.c.stacktrace_id.in_(traces))),
         "processes": count(idle),
+        "call_sites": count(sites),
     }

@@ -174,9 +174,15 @@ class EventReader:
 def _data_of(
     row: Row, own: dict[int, tuple[DataItem, ...]], sites: dict[int, SiteItems]
 ) -> tuple[DataItem, ...]:
-    """The event's data: its own items, and its call site's at their positions."""
+    """The event's data: its own items, and its call site's at their positions.
+
+    A site can be missing only where the database lacks the foreign key (a
+    SQLite file upgraded from schema 3) and a prune removed it just as an
+    event of it was written: the event keeps its own items.
+    """
     items = own.get(row.id, ())
-    return items if row.call_site_id is None else merged(sites[row.call_site_id], items)
+    site = None if row.call_site_id is None else sites.get(row.call_site_id)
+    return items if site is None else merged(site, items)
 
 
 def _load_data(conn: sa.Connection, event_ids: Sequence[int]) -> dict[int, tuple[DataItem, ...]]:

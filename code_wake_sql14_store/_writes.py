@@ -25,7 +25,7 @@ from ._database import Database, chunks, outcome_unknown, transient
 from ._digests import DataDigests
 from ._records import chain_text, clip, clip_data, event_record, process_values
 from ._traces import StackTraces
-from .schema import LONG_TEXT_LIMIT, NAME_LENGTH, events, events_data, processes, stacktraces
+from .schema import LONG_TEXT_LIMIT, NAME_LENGTH, call_sites, events, events_data, processes, stacktraces
 
 __all__ = ["EventWriter"]
 
@@ -77,9 +77,10 @@ class EventWriter:
         try:
             ids, rows = self._write_batch(events, owners, traces, datas)
         except sa.exc.IntegrityError:
-            # A prune may have removed a process or stack trace this store still
-            # knows (a quiet, long-running process; a trace last seen long ago).
-            # Store them again and try once more; any other violation raises again.
+            # A prune may have removed a process, stack trace or call site this store
+            # still knows (a quiet, long-running process; a trace or a line of code
+            # last seen long ago). Store them again and try once more; any other
+            # violation raises again.
             if not self._restore_references(owners, traces):
                 raise
             traces = self._traces.for_events(events)
@@ -161,14 +162,19 @@ class EventWriter:
         """Store again the processes and traces of a batch that a prune removed; False if none was."""
         process_ids = sorted({owner.id for owner in owners})
         trace_ids = sorted({trace.id for trace in traces if trace is not None})
+        site_ids = sorted(self._sites.remembered_ids())
         with self._db.connect() as conn:
             present_processes = _present(conn, processes.c.id, process_ids)
             present_traces = _present(conn, stacktraces.c.id, trace_ids)
+            present_sites = _present(conn, call_sites.c.id, site_ids)
         missing = {owner.id: owner for owner in owners if owner.id not in present_processes}
-        if not missing and len(present_traces) == len(trace_ids):
+        lost_sites = len(present_sites) < len(site_ids)
+        if not missing and len(present_traces) == len(trace_ids) and not lost_sites:
             return False
         if len(present_traces) < len(trace_ids):
             self._traces.forget()
+        if lost_sites:
+            self._sites.forget()
         for owner in missing.values():
             self._restore_process(owner)
         return True

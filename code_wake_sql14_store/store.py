@@ -250,8 +250,8 @@ class Sql14Store(Store):
         Each batch of `batch_size` events (with their data rows) is one short
         transaction, oldest first; then the summary rows of the pruned days
         are dropped and the day of the cut is counted again; then stack
-        traces and processes nothing uses any more go, 500 per transaction.
-        The newest stack trace and process are always kept (SQLite would give
+        traces, call sites and processes nothing uses any more go, 500 per
+        transaction. The newest of each are always kept (SQLite would give
         their ids to new rows while running programs still hold them).
         """
         if batch_size < 1:
@@ -262,6 +262,7 @@ class Sql14Store(Store):
         # This store forgets what it deleted; other stores find out when a write fails (see insert_events).
         self._lookups.forget_processes()
         self._traces.forget()
+        self._sites.forget()
         return report
 
     def _translated(self, operation: str, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:

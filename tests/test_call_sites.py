@@ -10,7 +10,9 @@ read alongside.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -279,3 +281,46 @@ class TestItems:
     def test_the_digest_tells_positions_and_nulls_apart(self) -> None:
         assert site_digest(((0, "level", "INFO"),)) != site_digest(((1, "level", "INFO"),))
         assert site_digest(((0, "level", None),)) != site_digest(((0, "level", ""),))
+
+
+class TestPrune:
+    """Unused call sites go with a prune, but the newest; writers that knew one store it anew."""
+
+    def sites_of(self, store: Sql14Store, process: Process, *levels: str, at: float | None = None) -> None:
+        store.insert_events(
+            [POLICY.build(process.info, {"level": level, "message": level}, when_ts=at) for level in levels]
+        )
+
+    def test_unused_sites_are_pruned_and_counted(self, store: Sql14Store) -> None:
+        process = Process(store=store, app_name="shop").init()
+        self.sites_of(store, process, "INFO", "DEBUG", at=1_000.0)  # old: pruned with their events
+        self.sites_of(store, process, "WARNING")
+        # The newest site (DEBUG's would be, were WARNING's not newer) is kept whatever uses it.
+        report = store.prune(2_000.0, dry_run=True)
+        assert (report.events, report.call_sites) == (2, 2)
+        report = store.prune(2_000.0)
+        assert (report.events, report.call_sites) == (2, 2)
+        assert count(store, "call_sites") == 1
+        assert count(store, "call_site_data") == 1
+        assert [e.data_dict() for e in all_events(store)] == [{"level": "WARNING", "message": "WARNING"}]
+
+    def test_a_writer_that_knew_a_pruned_site_stores_it_again(self, db_url: str, store: Sql14Store) -> None:
+        process = Process(store=store, app_name="shop").init()
+        self.sites_of(store, process, "INFO", at=1_000.0)
+        self.sites_of(store, process, "WARNING")
+        with Sql14Store(db_url) as other:
+            assert other.prune(2_000.0).call_sites == 1
+        self.sites_of(store, process, "INFO")  # this store still has INFO's old id cached
+        assert sorted(e.data_dict()["level"] for e in all_events(store)) == ["INFO", "WARNING"]
+        assert store.get_events_by_data([("level", "INFO")])[0].data_dict()["message"] == "INFO"
+
+
+def test_an_event_whose_site_is_gone_keeps_its_own_items(sqlite_url: str) -> None:
+    """Only a database without the foreign key (SQLite upgraded from schema 3) can lose one under an event."""
+    with Sql14Store(sqlite_url) as store:
+        Process(store=store, app_name="shop").init().log({"level": "INFO", "message": "m"}, sync=True)
+    with contextlib.closing(sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))) as raw, raw:
+        raw.execute("DELETE FROM call_site_data")
+        raw.execute("DELETE FROM call_sites")
+    with Sql14Store(sqlite_url) as store:
+        assert [e.data_dict() for e in all_events(store)] == [{"message": "m"}]

@@ -513,7 +513,7 @@ class TestPrune:
         status, out, _ = run(capsys, "prune", "--older-than", "2001-01-01", "--store", scenario.url)
         assert (status, out) == (
             0,
-            "Deleted 0 events (0 data rows), 0 stack traces (0 frames) and 0 processes, "
+            "Deleted 0 events (0 data rows), 0 stack traces (0 frames), 0 call sites and 0 processes, "
             "recorded before 2001-01-01 00:00:00 UTC.\n",
         )
 
