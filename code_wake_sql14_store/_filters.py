@@ -305,11 +305,16 @@ def carrying(dialect: str, terms: Sequence[Term]) -> sa.Select[Any]:
     through the event_id index. PostgreSQL and MySQL pick the most selective
     term to start from by their statistics; SQLite starts from the first.
     """
-    rows = [events_data.alias(f"term{n}") for n in range(len(terms))]
+    return _holding(dialect, events_data, "event_id", "term", terms)
+
+
+def _holding(dialect: str, table: sa.Table, owner: str, alias: str, terms: Sequence[Term]) -> sa.Select[Any]:
+    """The `owner` ids of `table`'s rows holding all `terms`: an alias of `table` per term, joined on it."""
+    rows = [table.alias(f"{alias}{n}") for n in range(len(terms))]
     joined: sa.FromClause = rows[0]
     for row in rows[1:]:
-        joined = joined.join(row, row.c.event_id == rows[0].c.event_id)
-    query = sa.select(rows[0].c.event_id).select_from(joined)
+        joined = joined.join(row, row.c[owner] == rows[0].c[owner])
+    query = sa.select(rows[0].c[owner]).select_from(joined)
     for row, (key, val) in zip(rows, terms, strict=True):
         query = query.where(*term(dialect, row, key, val))
     return query
@@ -326,14 +331,7 @@ def split_terms(terms: Iterable[Term]) -> tuple[list[Term], list[Term]]:
 
 def sites_carrying(dialect: str, terms: Sequence[Term]) -> sa.Select[Any]:
     """The ids of the call sites carrying all `terms` (on call-site keys), as `carrying` finds events."""
-    rows = [call_site_data.alias(f"site{n}") for n in range(len(terms))]
-    joined: sa.FromClause = rows[0]
-    for row in rows[1:]:
-        joined = joined.join(row, row.c.call_site_id == rows[0].c.call_site_id)
-    query = sa.select(rows[0].c.call_site_id).select_from(joined)
-    for row, (key, val) in zip(rows, terms, strict=True):
-        query = query.where(*term(dialect, row, key, val))
-    return query
+    return _holding(dialect, call_site_data, "call_site_id", "site", terms)
 
 
 def held_as_data_rows(conn: sa.Connection, terms: Sequence[Term]) -> bool:

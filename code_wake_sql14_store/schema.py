@@ -320,42 +320,23 @@ def _is_not_mysql(
     return not _is_mysql(ddl, target, bind, **kw)
 
 
-# One index name, two definitions; each dialect creates the one that fits it.
-# MySQL/MariaDB cannot index TEXT without a prefix length (and MariaDB has no
-# expression indexes): a prefix index, which MySQL uses for ``val = ?`` itself.
-# Time and event id follow (schema 2): the events carrying a term, newest first.
-sa.Index(
-    "ix_events_data_key_val",
-    events_data.c.key,
-    val_prefix(events_data.c.val),
-    events_data.c.when_ts,
-    events_data.c.event_id,
-).ddl_if(callable_=_is_not_mysql)
-sa.Index(
-    "ix_events_data_key_val",
-    events_data.c.key,
-    events_data.c.val,
-    events_data.c.when_ts,
-    events_data.c.event_id,
-    mysql_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
-    mariadb_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
-).ddl_if(callable_=_is_mysql)
+def _key_val_index(name: str, table: sa.Table, *after: sa.Column[Any]) -> None:
+    """The (key, value, `after`...) index of `table`: one name, two definitions, each dialect makes its own.
 
-# The same for the items of call sites (schema 4): the sites carrying a term.
-sa.Index(
-    "ix_call_site_data_key_val",
-    call_site_data.c.key,
-    val_prefix(call_site_data.c.val),
-    call_site_data.c.call_site_id,
-).ddl_if(callable_=_is_not_mysql)
-sa.Index(
-    "ix_call_site_data_key_val",
-    call_site_data.c.key,
-    call_site_data.c.val,
-    call_site_data.c.call_site_id,
-    mysql_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
-    mariadb_length={"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH},
-).ddl_if(callable_=_is_mysql)
+    MySQL/MariaDB cannot index TEXT without a prefix length (and MariaDB has no
+    expression indexes): a prefix index, which MySQL uses for ``val = ?`` itself.
+    SQLite and PostgreSQL: an expression index on the value's prefix (`val_prefix`).
+    """
+    key, val = table.c.key, table.c.val
+    sa.Index(name, key, val_prefix(val), *after).ddl_if(callable_=_is_not_mysql)
+    lengths = {"key": MYSQL_PREFIX_LENGTH, "val": MYSQL_PREFIX_LENGTH}
+    sa.Index(name, key, val, *after, mysql_length=lengths, mariadb_length=lengths).ddl_if(callable_=_is_mysql)
+
+
+# Time and event id follow the term (schema 2): the events carrying a term, newest first.
+_key_val_index("ix_events_data_key_val", events_data, events_data.c.when_ts, events_data.c.event_id)
+# The call sites carrying a term (schema 4).
+_key_val_index("ix_call_site_data_key_val", call_site_data, call_site_data.c.call_site_id)
 
 ADDED_COLUMNS: tuple[sa.Column[Any], ...] = (
     stackframes.c.function,
