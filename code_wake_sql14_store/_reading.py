@@ -176,9 +176,9 @@ def _data_of(
 ) -> tuple[DataItem, ...]:
     """The event's data: its own items, and its call site's at their positions.
 
-    A site can be missing only where the database lacks the foreign key (a
-    SQLite file upgraded from schema 3) and a prune removed it just as an
-    event of it was written: the event keeps its own items.
+    A site can be missing only where the database lacks the foreign key (one
+    upgraded from schema 3) and a prune removed it just as an event of it was
+    written: the event keeps its own items.
     """
     items = own.get(row.id, ())
     site = None if row.call_site_id is None else sites.get(row.call_site_id)

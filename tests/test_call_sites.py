@@ -316,7 +316,7 @@ class TestPrune:
 
 
 def test_an_event_whose_site_is_gone_keeps_its_own_items(sqlite_url: str) -> None:
-    """Only a database without the foreign key (SQLite upgraded from schema 3) can lose one under an event."""
+    """Only a database without the foreign key (upgraded from schema 3) can lose one under an event."""
     with Sql14Store(sqlite_url) as store:
         Process(store=store, app_name="shop").init().log({"level": "INFO", "message": "m"}, sync=True)
     with contextlib.closing(sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))) as raw, raw:
