@@ -19,7 +19,7 @@ from code_wake.event import PendingEvent
 from code_wake.records import DataItem, EventRecord, ProcessRecord, StacktraceRecord
 
 from ._batch import new_id
-from ._call_sites import CallSites, split
+from ._call_sites import CallSites, SiteItems, split
 from ._counts import CountRow, add_counts
 from ._database import Database, chunks, outcome_unknown, transient
 from ._digests import DataDigests
@@ -107,6 +107,19 @@ class EventWriter:
         digests = [self._digests.digest(event.data) for event in events]
         rows = [_event_row(*of_one) for of_one in zip(events, owners, digests, traces, sites, strict=True)]
 
+        found = self._already_stored(rows)
+        if not found:
+            return self._write_rows(rows, parts), rows
+        # Some (or all) of them are stored already: write only the others.
+        rest = [p for p in range(len(rows)) if p not in found]
+        written = iter(self._write_rows([rows[p] for p in rest], [parts[p] for p in rest]) if rest else ())
+        return [found[p] if p in found else next(written) for p in range(len(rows))], rows
+
+    def _write_rows(
+        self, rows: list[_EventRow], parts: list[tuple[SiteItems, tuple[DataItem, ...]]]
+    ) -> list[int]:
+        """Write `rows` and their own data rows in one transaction (retried); their ids."""
+
         def write(conn: sa.Connection) -> list[int]:
             ids = self._insert_event_rows(conn, rows)
             data_rows = [
@@ -122,23 +135,22 @@ class EventWriter:
         def landed(conn: sa.Connection) -> list[int] | None:
             return _stored_ids(conn, rows)
 
-        stored = self._already_stored(rows)
-        if stored is not None:
-            return stored, rows
         try:
             ids = self._db.retrying(write, transient, landed)
         except Exception as exc:
-            # Whatever raised, the mark says whether the batch may be stored (the look could not tell).
+            # Whatever raised, the mark says whether the rows may be stored (the look could not tell).
             self._unsure = rows if outcome_unknown(exc) else None
             raise
         self._unsure = None
-        return ids, rows
+        return ids
 
-    def _already_stored(self, rows: list[_EventRow]) -> list[int] | None:
-        """The ids of `rows` if a batch whose COMMIT got no answer stored them after all, else None.
+    def _already_stored(self, rows: list[_EventRow]) -> dict[int, int]:
+        """Those of `rows` that a batch whose COMMIT got no answer stored after all: position -> id.
 
-        The queue writes such a batch again, whole or one event at a time;
-        each of its rows is found stored once, and not written twice.
+        The queue writes such a batch again, whole or one event at a time, or
+        (after setting it aside in the spool) among other events; each of its
+        rows is found stored once, and not written twice. The rows found are
+        kept until written again, or until another batch's COMMIT gets no answer.
         """
         if self._unsure is not None:
             unsure = self._unsure
@@ -146,10 +158,13 @@ class EventWriter:
                 ids = _stored_ids(conn, unsure)
             self._unsure = None
             self._landed = {} if ids is None else dict(zip(unsure, ids, strict=True))
-        if not self._landed or any(row not in self._landed for row in rows):
-            self._landed = {}
-            return None
-        return [self._landed.pop(row) for row in rows]
+        found: dict[int, int] = {}
+        if self._landed:
+            for position, row in enumerate(rows):
+                event_id = self._landed.pop(row, None)
+                if event_id is not None:
+                    found[position] = event_id
+        return found
 
     def _insert_event_rows(self, conn: sa.Connection, rows: list[_EventRow]) -> list[int]:
         if len(rows) == 1:

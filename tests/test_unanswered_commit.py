@@ -136,6 +136,34 @@ def test_a_look_that_cannot_connect_is_made_again_before_the_next_write(
     assert stored_ns(store) == ["0", "1"]
 
 
+def test_rows_found_stored_are_not_written_again_among_others(
+    store: Sql14Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unsure batch was set aside in the spool; delivered later among other events, after another batch.
+
+    Its events are found stored and returned; only the others are written.
+    """
+    events = batch(store, 5)
+    LostAnswers(store).count = 1
+    looks = {"left": 1}
+    real = _writes._stored_ids
+
+    def unreachable_once(conn: sa.Connection, rows: object) -> object:
+        if looks["left"]:
+            looks["left"] -= 1
+            raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return real(conn, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_writes, "_stored_ids", unreachable_once)
+    with pytest.raises(Exception, match="server closed the connection"):
+        store.insert_events(events[:3])
+    store.insert_events(events[3:4])  # the queue's next batch, written first
+    records = store.insert_events(events[:3] + events[4:])  # the spool's delivery
+    assert [r.data_dict()["n"] for r in records] == ["0", "1", "2", "4"]
+    assert len({r.id for r in records}) == 4
+    assert stored_ns(store) == ["0", "1", "2", "3", "4"]
+
+
 def test_a_batch_that_did_not_commit_is_written(store: Sql14Store) -> None:
     """When the lost COMMIT did not commit (nothing is there), the batch is written: nothing lost."""
     events = batch(store, 3)
