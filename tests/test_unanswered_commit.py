@@ -60,6 +60,20 @@ def stored_ns(store: Sql14Store) -> list[str]:
         return [str(v) for (v,) in conn.execute(query)]
 
 
+def look_fails_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's next look for a batch fails as a lost connection does; the looks after it work."""
+    looks = {"left": 1}
+    real = _writes._stored_ids
+
+    def unreachable_once(conn: sa.Connection, rows: object) -> object:
+        if looks["left"]:
+            looks["left"] -= 1
+            raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return real(conn, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_writes, "_stored_ids", unreachable_once)
+
+
 def test_a_batch_whose_commit_answer_was_lost_is_stored_once(store: Sql14Store) -> None:
     """The retry finds the batch stored and returns its records; no event twice."""
     events = batch(store, 5)
@@ -80,16 +94,7 @@ def test_the_queue_writing_it_again_later_finds_it_stored(
     """
     events = batch(store, 4)
     LostAnswers(store).count = 1
-    looks = {"left": 1}
-    real = _writes._stored_ids
-
-    def unreachable_once(conn: sa.Connection, rows: object) -> object:
-        if looks["left"]:
-            looks["left"] -= 1
-            raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
-        return real(conn, rows)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(_writes, "_stored_ids", unreachable_once)
+    look_fails_once(monkeypatch)
     with pytest.raises(Exception, match="server closed the connection"):
         store.insert_events(events)
     first = store.insert_events(events[:1])  # the queue's one-at-a-time form
@@ -145,16 +150,7 @@ def test_rows_found_stored_are_not_written_again_among_others(
     """
     events = batch(store, 5)
     LostAnswers(store).count = 1
-    looks = {"left": 1}
-    real = _writes._stored_ids
-
-    def unreachable_once(conn: sa.Connection, rows: object) -> object:
-        if looks["left"]:
-            looks["left"] -= 1
-            raise sa.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
-        return real(conn, rows)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(_writes, "_stored_ids", unreachable_once)
+    look_fails_once(monkeypatch)
     with pytest.raises(Exception, match="server closed the connection"):
         store.insert_events(events[:3])
     store.insert_events(events[3:4])  # the queue's next batch, written first
