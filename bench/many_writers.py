@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from code_wake_sql14_store.schema import (
     app_vsns,
     apps,
+    call_site_data,
     environments,
     event_counts,
     events,
@@ -188,10 +189,23 @@ def problems(url: str, reports: list[dict[str, Any]], threads: int, per_thread: 
             app_rows = conn.execute(sa.select(apps.c.id, apps.c.name)).all()
             vsn_rows = conn.execute(sa.select(app_vsns.c.id, app_vsns.c.vsn, app_vsns.c.app_id)).all()
             env_rows = conn.execute(sa.select(environments.c.id, environments.c.name)).all()
-            process_of = {
-                r.id: r.process_id for r in conn.execute(sa.select(events.c.id, events.c.process_id))
-            }
+            event_rows = conn.execute(
+                sa.select(events.c.id, events.c.process_id, events.c.call_site_id)
+            ).all()
+            process_of = {r.id: r.process_id for r in event_rows}
             data = conn.execute(sa.select(events_data.c.event_id, events_data.c.key, events_data.c.val)).all()
+            # The "thread" item of these events is in their call site (docs/stores.md).
+            site_items: dict[int, list[tuple[str, str]]] = {}
+            for site_id, key, val in conn.execute(
+                sa.select(call_site_data.c.call_site_id, call_site_data.c.key, call_site_data.c.val)
+            ):
+                site_items.setdefault(site_id, []).append((key, val))
+            data += [
+                (r.id, key, val)
+                for r in event_rows
+                if r.call_site_id
+                for key, val in site_items[r.call_site_id]
+            ]
             counted = conn.execute(sa.select(sa.func.sum(event_counts.c.n)).where(event_counts.c.span == 0))
             summary = counted.scalar()
     finally:

@@ -43,7 +43,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import sqlalchemy as sa
 
@@ -52,7 +52,7 @@ from code_wake.records import ProcessRecord
 from code_wake.stack_trace import RawFrame, trace_digest
 from code_wake.testing.contract import process_info
 from code_wake_sql14_store import Sql14Store
-from code_wake_sql14_store._call_sites import split
+from code_wake_sql14_store._call_sites import ThreadNames, split
 from code_wake_sql14_store._counts import CountRow, add_counts, upsert_statement
 from code_wake_sql14_store.schema import events, events_data, stackframes, stacktraces
 
@@ -249,11 +249,16 @@ RARE_SITE = CALL_SITES[max(n for n, s in enumerate(CALL_SITES) if s.level == "ER
 """The least-used ERROR site that does not raise: ~0.02% of the handler's events."""
 
 
-def _store_sites(store: Sql14Store) -> dict[Site, int]:
-    """Each call site stored once, by the store's own code, as its first record would store it."""
-    items = [split(handler_data(site, 0, THREADS[0], None))[0] for site in CALL_SITES]
+SiteKey: TypeAlias = tuple[Site, str]
+"""A line of code and the thread a record comes from: the thread's name is in the stored call site."""
+
+
+def _store_sites(store: Sql14Store) -> dict[SiteKey, int]:
+    """Each call site (from each thread) stored once, by the store's own code, as its first record would."""
+    keys = [(site, thread) for site in CALL_SITES for thread in THREADS]
+    items = [store._sites.split(handler_data(site, 0, thread, None))[0] for site, thread in keys]
     ids = store._sites.ids_for(items)
-    return {site: site_id for site, site_id in zip(CALL_SITES, ids, strict=True) if site_id is not None}
+    return {key: site_id for key, site_id in zip(keys, ids, strict=True) if site_id is not None}
 
 
 def handler_data(site: Site, value: int, thread: str, extra: tuple[str, str] | None) -> list[tuple[str, str]]:
@@ -306,7 +311,7 @@ def _event_rows(
     traces: list[int],
     rng: random.Random,
     handler_share: float,
-    site_ids: dict[Site, int],
+    site_ids: dict[SiteKey, int],
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Events `position` to `position + count` of `total` spread evenly over the 30 days.
 
@@ -327,6 +332,7 @@ def _event_rows(
         site = sites[offset] if rng.random() < handler_share else None
         raises = kind == "fault" if site is None else site.raises
         trace = traces[rng.randrange(TRACES)] if raises else None
+        thread = "" if site is None else rng.choice(THREADS)
         row = {
             "id": event_id,
             "when_ts": when,
@@ -337,12 +343,12 @@ def _event_rows(
             "app_id": owner.app.id,
             "app_vsn_id": owner.app_vsn.id if owner.app_vsn else None,
             "environment_id": owner.environment.id if owner.environment else None,
-            "call_site_id": None if site is None else site_ids[site],
+            "call_site_id": None if site is None else site_ids[site, thread],
         }
         if site is None:
             data = [("event", kind), ("customer", f"c{rng.randrange(customers)}"), ("n", str(event_id - 1))]
         else:
-            _, data = split(handler_data(site, event_id - 1, rng.choice(THREADS), _extra(rng, customers)))
+            _, data = split(handler_data(site, event_id - 1, thread, _extra(rng, customers)), ThreadNames())
         yield row, [{"event_id": event_id, "key": k, "val": v, "when_ts": when} for k, v in data]
 
 

@@ -7,7 +7,15 @@ data rows, each with its index entries. Now an event's items under those
 keys (`CALL_SITE_KEYS`), with their positions in its data, are its call
 site: stored once in ``call_sites`` (by digest) and ``call_site_data``, and
 referred to by ``events.call_site_id``. The event's other items (the
-message, the thread, ``extra`` fields) stay its own ``events_data`` rows.
+message, ``extra`` fields) stay its own ``events_data`` rows.
+
+The thread is part of the site too, but only for the first
+`THREADS_IN_SITES` thread names a store meets (`ThreadNames`): a pool's or
+the main thread's name recurs, while a server that starts a thread per
+request names a new one each time, and would make a new site of every line
+it logs from. Past the bound a thread name stays the event's own row; a
+name can so be held both ways (by different processes), which the readers
+resolve per term (`_filters.placed_terms`).
 
 Reading puts the site's items back at their positions among the event's
 own (`merged`), so an event reads back exactly as it was logged; finding
@@ -31,14 +39,30 @@ from ._cache import BoundedCache
 from ._database import Database, chunks
 from .schema import call_site_data, call_sites
 
-__all__ = ["CALL_SITE_KEYS", "CallSites", "SiteItems", "merged", "site_digest", "split"]
+__all__ = [
+    "CALL_SITE_KEYS",
+    "THREADS_IN_SITES",
+    "THREAD_KEY",
+    "CallSites",
+    "SiteItems",
+    "ThreadNames",
+    "merged",
+    "site_digest",
+    "split",
+]
 
 CALL_SITE_KEYS = frozenset({"logger", "level", "msg_template", "module", "func", "lineno"})
 """The data keys whose items make an event's call site (the handler's and structlog's fields).
 
-Not ``message`` (it varies with the arguments) nor ``thread`` (one server
-names a thread per request): those stay the event's own rows.
+Not ``message``: it varies with the arguments. ``thread`` is in a site or
+not, by its value (`ThreadNames`).
 """
+
+THREAD_KEY = "thread"
+"""The key of the logging handler's thread name: in the call site for the names `ThreadNames` admits."""
+
+THREADS_IN_SITES = 32
+"""Thread names a store puts in call sites; the names it meets after these stay events' own rows."""
 
 SiteItems: TypeAlias = tuple[tuple[int, str, "str | None"], ...]
 """A call site: its items as ``(position in the event's data, key, value)``, in position order."""
@@ -50,13 +74,43 @@ _INSERT_SITE = sa.insert(call_sites)
 _INSERT_ITEMS = sa.insert(call_site_data)
 
 
-def split(data: Sequence[DataItem]) -> tuple[SiteItems, tuple[DataItem, ...]]:
-    """An event's data as its call site's items (positioned) and its own items (in order)."""
+class ThreadNames:
+    """The thread names one store puts in call sites: the first `bound` it meets.
+
+    Deterministic for the life of the store: a name admitted stays admitted,
+    and one refused once (the bound reached) is refused again, so an event
+    written twice (a retried batch) has the same call site both times. Two
+    threads admitting at once may pass the bound by one; that is harmless.
+    """
+
+    def __init__(self, bound: int = THREADS_IN_SITES) -> None:
+        self._admitted: set[str | None] = set()
+        self._bound = bound
+
+    def admits(self, name: str | None) -> bool:
+        """Whether `name` goes into the call site, admitting it while there is room."""
+        admitted = self._admitted
+        if name in admitted:
+            return True
+        if len(admitted) >= self._bound:
+            return False
+        admitted.add(name)
+        return True
+
+
+def split(
+    data: Sequence[DataItem], threads: ThreadNames | None = None
+) -> tuple[SiteItems, tuple[DataItem, ...]]:
+    """An event's data as its call site's items (positioned) and its own items (in order).
+
+    The thread is in the site if `threads` admits its name (never without `threads`).
+    """
     site: list[tuple[int, str, str | None]] = []
     own: list[DataItem] = []
     for position, item in enumerate(data):
-        if item[0] in CALL_SITE_KEYS:
-            site.append((position, item[0], item[1]))
+        key = item[0]
+        if key in CALL_SITE_KEYS or (key == THREAD_KEY and threads is not None and threads.admits(item[1])):
+            site.append((position, key, item[1]))
         else:
             own.append(item)
     return tuple(site), tuple(own) if site else tuple(data)
@@ -90,6 +144,8 @@ class CallSites:
         self._db = db
         self._ids: BoundedCache[SiteItems, int] = BoundedCache(SITES_CACHED)
         self._items: BoundedCache[int, SiteItems] = BoundedCache(SITES_CACHED)
+        self.threads = ThreadNames()
+        """The thread names this store's writes put in call sites."""
 
     def after_fork(self) -> None:
         """In a forked child: caches with locks no parent thread can hold."""
@@ -100,6 +156,10 @@ class CallSites:
         """Forget every cached site: the next write of one finds, or stores, the current row."""
         self._ids.clear()
         self._items.clear()
+
+    def split(self, data: Sequence[DataItem]) -> tuple[SiteItems, tuple[DataItem, ...]]:
+        """`split` with this store's thread names."""
+        return split(data, self.threads)
 
     def ids_for(self, sites: Sequence[SiteItems]) -> list[int | None]:
         """The stored id of each site (None for an event without one); new ones stored, together."""

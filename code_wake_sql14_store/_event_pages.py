@@ -15,6 +15,10 @@ first page's connection):
   Events stored before schema 4 hold such terms as data rows: where any do,
   they are read as above and merged in, a page from each;
 - no term: by time, or by the filter's own index.
+
+A thread name held by some events' call sites and by other events' own
+rows (`placed_terms`) drives nothing: it is checked per event, against
+the ids of both kinds of events.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from ._filters import (
     Scope,
     Term,
     bound_conditions,
+    by_site_or_own,
     held_as_data_rows,
     most_selective_first,
+    placed_terms,
     sites_carrying,
-    split_terms,
     term,
     term_row,
     time_range,
@@ -68,16 +73,18 @@ class TermPlan:
     """Whether events stored with their call-site items as data rows may match the `site` terms."""
     common: bool
     """Whether the matching sites have many events (read by time on SQLite), when more than one."""
+    either: list[Term]
+    """Thread names held by some events' call sites and by other events' own rows."""
 
     @classmethod
     def of(cls, conn: sa.Connection, terms: Sequence[Term]) -> TermPlan:
         """The plan of `terms` against the database behind `conn` (a few small queries)."""
-        own, site = split_terms(terms)
+        own, site, either = placed_terms(conn, terms)
         sqlite = conn.dialect.name == "sqlite"
         if sqlite and len(own) > 1:
             own = most_selective_first(conn, own)
         if not site:
-            return cls(own, site, None, False, False)
+            return cls(own, site, None, False, False, either)
         dialect = conn.dialect.name
         found = conn.execute(sites_carrying(dialect, site).distinct().limit(_SITE_IDS_INLINE + 1))
         site_ids: list[int] | None = sorted(int(i) for i in found.scalars())
@@ -85,7 +92,7 @@ class TermPlan:
             site_ids = None
         legacy = held_as_data_rows(conn, site)
         common = sqlite and (site_ids is None or len(site_ids) > 1) and _many_events(conn, dialect, site)
-        return cls(own, site, site_ids, legacy, common)
+        return cls(own, site, site_ids, legacy, common, either)
 
 
 def _many_events(conn: sa.Connection, dialect: str, site: Sequence[Term]) -> bool:
@@ -103,16 +110,17 @@ def events_page(
     dialect: str, f: EventFilter, scope: Scope, plan: TermPlan, cursor: Cursor | None, size: int
 ) -> sa.Select[Any] | None:
     """One page of events matching `f`, newest first, after `cursor`; None when none can match."""
+    either = [by_site_or_own(dialect, [found]) for found in plan.either]
     if plan.own:
-        return _driven_by_data(dialect, f, scope, plan.own, plan, cursor, size)
+        return _driven_by_data(dialect, f, scope, plan.own, plan, either, cursor, size)
     if not plan.site:
         everything = sa.select(events)
-        return _finished(dialect, f, scope, events.c.when_ts, events.c.id, everything, [], cursor, size)
+        return _finished(dialect, f, scope, events.c.when_ts, events.c.id, everything, either, cursor, size)
     pages = []
     if plan.site_ids is None or plan.site_ids:
-        pages.append(_driven_by_site(dialect, f, scope, plan, cursor, size))
+        pages.append(_driven_by_site(dialect, f, scope, plan, either, cursor, size))
     if plan.legacy:
-        pages.append(_driven_by_data(dialect, f, scope, plan.site, None, cursor, size))
+        pages.append(_driven_by_data(dialect, f, scope, plan.site, None, either, cursor, size))
     if len(pages) < 2:
         return pages[0] if pages else None
     both = sa.union_all(*(sa.select(page.subquery()) for page in pages)).subquery()
@@ -125,17 +133,18 @@ def _driven_by_data(
     scope: Scope,
     terms: Sequence[Term],
     plan: TermPlan | None,
+    checks: list[sa.ColumnElement[bool]],
     cursor: Cursor | None,
     size: int,
 ) -> sa.Select[Any]:
     """Driven by the first term's index entries, which hold the time: newest first, no sort.
 
-    The other terms are checked per event; so are `plan`'s call-site terms,
-    when given (the others are then the event's own).
+    The other terms are checked per event, and `checks`; so are `plan`'s
+    call-site terms, when given (the others are then the event's own).
     """
     first = term_row(0)
     query = sa.select(events).select_from(first.join(events, events.c.id == first.c.event_id))
-    conditions = term(dialect, first, *terms[0])
+    conditions = term(dialect, first, *terms[0]) + checks
     conditions.extend(_holds(dialect, first, number, found) for number, found in enumerate(terms[1:], 1))
     if plan is not None and plan.site:
         of_sites = _of_sites(dialect, plan, indexed=False)
@@ -154,11 +163,17 @@ def _holds(dialect: str, first: sa.FromClause, number: int, found: Term) -> sa.C
 
 
 def _driven_by_site(
-    dialect: str, f: EventFilter, scope: Scope, plan: TermPlan, cursor: Cursor | None, size: int
+    dialect: str,
+    f: EventFilter,
+    scope: Scope,
+    plan: TermPlan,
+    checks: list[sa.ColumnElement[bool]],
+    cursor: Cursor | None,
+    size: int,
 ) -> sa.Select[Any]:
-    """Events of the call sites carrying the terms (stored since schema 4): by call site or by time."""
+    """Events of the call sites carrying the terms (since schema 4), and `checks`: by site or by time."""
     by_site = not plan.common
-    conditions = [_of_sites(dialect, plan, indexed=by_site)]
+    conditions = [_of_sites(dialect, plan, indexed=by_site), *checks]
     return _finished(
         dialect, f, scope, events.c.when_ts, events.c.id, sa.select(events), conditions, cursor, size, by_site
     )

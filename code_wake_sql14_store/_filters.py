@@ -6,8 +6,8 @@ or on the ``event_counts`` summary (`filter_conditions`), each value a
 bound parameter named as in `filter_parameters`; its time range becomes
 `time_range` (or `bucket_range` on the summary); its data terms become
 conditions on ``events_data`` (`term`, `carrying`), or for the keys of a
-call site on ``call_site_data`` (`sites_carrying`), together
-`carrying_conditions`. Event listing, trace groups and daily counts all
+call site on ``call_site_data`` (`sites_carrying`), placed by
+`placed_terms` and together `carrying_conditions`. Event listing, trace groups and daily counts all
 build their statements from these.
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from code_wake.query import EventFilter
 
-from ._call_sites import CALL_SITE_KEYS
+from ._call_sites import CALL_SITE_KEYS, THREAD_KEY
 from ._records import clip
 from .schema import (
     LONG_TEXT_LIMIT,
@@ -38,10 +38,12 @@ from .schema import (
 
 __all__ = [
     "FilterShape",
+    "PlacedTerms",
     "Scope",
     "Term",
     "bound_conditions",
     "bucket_range",
+    "by_site_or_own",
     "carrying",
     "carrying_conditions",
     "data_conditions",
@@ -50,8 +52,9 @@ __all__ = [
     "filter_parameters",
     "held_as_data_rows",
     "most_selective_first",
+    "placed_conditions",
+    "placed_terms",
     "sites_carrying",
-    "split_terms",
     "term",
     "term_row",
     "time_range",
@@ -320,13 +323,42 @@ def _holding(dialect: str, table: sa.Table, owner: str, alias: str, terms: Seque
     return query
 
 
-def split_terms(terms: Iterable[Term]) -> tuple[list[Term], list[Term]]:
-    """The terms an event's own data rows hold, and those on the keys of a call site."""
-    own: list[Term] = []
-    site: list[Term] = []
+class PlacedTerms(NamedTuple):
+    """A filter's data terms by where the events hold them."""
+
+    own: list[Term]
+    """Held by the events' own data rows."""
+    site: list[Term]
+    """On call-site keys: held by the events' call sites (or, stored before schema 4, their own rows)."""
+    either: list[Term]
+    """Thread names some events' call sites hold and other events' own rows do."""
+
+
+def placed_terms(conn: sa.Connection, terms: Iterable[Term]) -> PlacedTerms:
+    """Where `terms` are held; a thread term is looked up in both tables (one index probe each).
+
+    A store puts a thread name in call sites while it has met few of them
+    (`_call_sites.ThreadNames`), so one name can be held either way.
+    """
+    placed = PlacedTerms([], [], [])
     for found in terms:
-        (site if found[0] in CALL_SITE_KEYS else own).append(found)
-    return own, site
+        key = found[0]
+        if key in CALL_SITE_KEYS:
+            placed.site.append(found)
+        elif key != THREAD_KEY:
+            placed.own.append(found)
+        else:
+            in_sites = _held_by(conn, call_site_data, found)
+            in_own = _held_by(conn, events_data, found)
+            (placed.either if in_sites and in_own else placed.site if in_sites else placed.own).append(found)
+    return placed
+
+
+def _held_by(conn: sa.Connection, table: sa.Table, found: Term) -> bool:
+    """Whether some row of `table` (``events_data`` or ``call_site_data``) holds `found`."""
+    row = table.alias("held")
+    query = sa.select(row.c.id).where(*term(conn.dialect.name, row, *found)).limit(1)
+    return conn.execute(query).first() is not None
 
 
 def sites_carrying(dialect: str, terms: Sequence[Term]) -> sa.Select[Any]:
@@ -340,42 +372,48 @@ def held_as_data_rows(conn: sa.Connection, terms: Sequence[Term]) -> bool:
     Events stored before schema 4, or by an older code_wake writing since, do.
     One index probe per term: a term no event holds that way rules them all out.
     """
-    dialect = conn.dialect.name
-    row = events_data.alias("held")
-    for found in terms:
-        if conn.execute(sa.select(row.c.id).where(*term(dialect, row, *found)).limit(1)).first() is None:
-            return False
-    return True
+    return all(_held_by(conn, events_data, found) for found in terms)
+
+
+def by_site_or_own(dialect: str, terms: Sequence[Term]) -> sa.ColumnElement[bool]:
+    """The event's call site carries all `terms`, or its own data rows do: one set of ids from both.
+
+    Not an OR of the two conditions: that would make the servers read every event.
+    """
+    by_site = events.alias("by_site")
+    from_sites = sa.select(by_site.c.id).where(by_site.c.call_site_id.in_(sites_carrying(dialect, terms)))
+    return events.c.id.in_(sa.union_all(from_sites, carrying(dialect, terms)))
 
 
 def carrying_conditions(conn: sa.Connection, terms: Sequence[Term]) -> list[sa.ColumnElement[bool]]:
-    """Conditions on ``events`` for the events carrying every term, whichever table holds it.
+    """Conditions on ``events`` for the events carrying every term, whichever table holds it."""
+    return placed_conditions(conn, placed_terms(conn, terms))
+
+
+def placed_conditions(conn: sa.Connection, placed: PlacedTerms) -> list[sa.ColumnElement[bool]]:
+    """Conditions on ``events`` for the events carrying every one of the `placed` terms.
 
     A term on a call-site key is held by the event's call site; and, where
     `held_as_data_rows` finds some, by events holding it as a row of their own.
     """
     dialect = conn.dialect.name
-    own, site = split_terms(terms)
     conditions: list[sa.ColumnElement[bool]] = []
-    if own:
-        conditions.append(events.c.id.in_(carrying(dialect, own)))
-    if site:
-        sites = sites_carrying(dialect, site)
-        of_sites = events.c.call_site_id.in_(sites)
-        if held_as_data_rows(conn, site):
-            # One set of ids from both (an OR of the two would make the servers read every event).
-            by_site = events.alias("by_site")
-            from_sites = sa.select(by_site.c.id).where(by_site.c.call_site_id.in_(sites))
-            of_sites = events.c.id.in_(sa.union_all(from_sites, carrying(dialect, site)))
-        conditions.append(of_sites)
+    if placed.own:
+        conditions.append(events.c.id.in_(carrying(dialect, placed.own)))
+    if placed.site:
+        if held_as_data_rows(conn, placed.site):
+            conditions.append(by_site_or_own(dialect, placed.site))
+        else:
+            conditions.append(events.c.call_site_id.in_(sites_carrying(dialect, placed.site)))
+    conditions.extend(by_site_or_own(dialect, [found]) for found in placed.either)
     return conditions
 
 
 def data_conditions(
-    conn: sa.Connection, where: Iterable[Term], process_id: int | None
+    conn: sa.Connection, placed: PlacedTerms, process_id: int | None
 ) -> list[sa.ColumnElement[bool]]:
     """Conditions on ``events`` for events carrying every term (and of `process_id`, if given)."""
-    conditions = carrying_conditions(conn, list(where))
+    conditions = placed_conditions(conn, placed)
     if process_id is not None:
         conditions.append(events.c.process_id == process_id)
     return conditions

@@ -18,7 +18,7 @@ from code_wake.records import DataItem, EventRecord, ProcessRecord
 from ._call_sites import CallSites, SiteItems, merged
 from ._database import Database, chunks
 from ._event_pages import Cursor, TermPlan, events_page
-from ._filters import Scope, Term, data_conditions, most_selective_first, split_terms, time_range
+from ._filters import Scope, Term, data_conditions, most_selective_first, placed_terms, time_range
 from ._lookups import Lookups
 from ._records import PROCESS_QUERY, Row, event_record
 from ._traces import StackTraces
@@ -59,12 +59,12 @@ class EventReader:
 
     def events_carrying(self, where: Iterable[Term], process_id: int | None) -> list[EventRecord]:
         """Events carrying every term of `where` (of `process_id`, if given), oldest first."""
-        own, site = split_terms(where)
         with self._db.connect() as conn:
+            placed = placed_terms(conn, where)
             # Only the events' own rows are counted to order: a call-site term is looked up apart.
-            if self._db.sqlite and len(own) > 1:
-                own = most_selective_first(conn, own)
-            return self._load_events(conn, data_conditions(conn, own + site, process_id))
+            if self._db.sqlite and len(placed.own) > 1:
+                placed = placed._replace(own=most_selective_first(conn, placed.own))
+            return self._load_events(conn, data_conditions(conn, placed, process_id))
 
     def event_pages(self, f: EventFilter) -> Iterator[EventRecord]:
         """Events matching `f`, newest first, a page per query (`EventReader._pages`)."""

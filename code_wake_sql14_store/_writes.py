@@ -19,7 +19,7 @@ from code_wake.event import PendingEvent
 from code_wake.records import DataItem, EventRecord, ProcessRecord, StacktraceRecord
 
 from ._batch import new_id
-from ._call_sites import CallSites, SiteItems, split
+from ._call_sites import CallSites, SiteItems
 from ._counts import CountRow, add_counts
 from ._database import Database, chunks, outcome_unknown, transient
 from ._digests import DataDigests
@@ -102,7 +102,7 @@ class EventWriter:
         Summary rows are shared: concurrent batches can deadlock on MySQL's gap
         locks. The loser's transaction was rolled back whole; it can run again.
         """
-        parts = [split(data) for data in datas]
+        parts = [self._sites.split(data) for data in datas]
         sites = self._sites.ids_for([site for site, _ in parts])
         digests = [self._digests.digest(event.data) for event in events]
         rows = [_event_row(*of_one) for of_one in zip(events, owners, digests, traces, sites, strict=True)]

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +26,7 @@ from code_wake.event import EventPolicy
 from code_wake.logging import CodeWakeHandler
 from code_wake.records import DataItem, EventRecord
 from code_wake_sql14_store import Sql14Store, _call_sites, _event_pages
-from code_wake_sql14_store._call_sites import merged, site_digest, split
+from code_wake_sql14_store._call_sites import ThreadNames, merged, site_digest, split
 
 LOGGER = "call_sites.orders"
 POLICY = EventPolicy()
@@ -96,10 +98,12 @@ class TestStoredOnce:
         refund(log, 9)
         flushed(log)
         assert count(store, "call_sites") == 2
-        assert count(store, "call_site_data") == 12  # logger, level, msg_template, module, func, lineno
-        # Only what varies is stored per event: the message, the thread, the extra field.
-        assert keys_of_own_rows(store) == {"message", "thread", "customer"}
-        assert count(store, "events_data") == 6 * 3 + 2  # the error: message and thread
+        assert (
+            count(store, "call_site_data") == 14
+        )  # logger, level, msg_template, module, func, lineno, thread
+        # Only what varies is stored per event: the message, the extra field.
+        assert keys_of_own_rows(store) == {"message", "customer"}
+        assert count(store, "events_data") == 6 * 2 + 1  # the error: its message
         first = all_events(store)[0]
         assert [item.key for item in first.data] == [
             "logger", "level", "message", "msg_template", "module", "func", "lineno", "thread", "customer",
@@ -220,6 +224,7 @@ class TestWrittenTheOldWay:
         """Old-way events (the first three), then new ones; the ids of the errors among them, oldest first."""
         with monkeypatch.context() as old_way:
             old_way.setattr(_call_sites, "CALL_SITE_KEYS", frozenset())
+            old_way.setattr(store._sites, "threads", ThreadNames(0))
             checkout(log, 0)
             refund(log, 1)
             checkout(log, 2)
@@ -250,6 +255,11 @@ class TestWrittenTheOldWay:
         assert sum(g.count for g in store.query_trace_groups(errors)) == 2
         assert sum(d.events for d in store.query_daily_counts(errors)) == 2
         assert sum(b.count for b in store.query_counts_over_time(errors)) == 2
+        # The thread: a row of its own in the old events, in the call site of the new ones.
+        on_main = {"level": "ERROR", "thread": "MainThread"}
+        assert ids(store.get_events_by_data(list(on_main.items()))) == mixed
+        assert [e.id for e in store.query_events(EventFilter(where=on_main))] == mixed[::-1]
+        assert sum(g.count for g in store.query_trace_groups(EventFilter(where=on_main))) == 2
 
     def test_pages_merge_old_and_new_newest_first(
         self, store: Sql14Store, mixed: list[int], monkeypatch: pytest.MonkeyPatch
@@ -277,10 +287,103 @@ class TestItems:
         site, own = split(items)
         assert all(key in _call_sites.CALL_SITE_KEYS for _, key, _ in site)
         assert merged(site, own) == items
+        with_thread, rest = split(items, ThreadNames())
+        assert merged(with_thread, rest) == items
+        assert [item for item in rest if item.key == "thread"] == []
+
+    def test_thread_names_are_admitted_up_to_the_bound_and_for_good(self) -> None:
+        names = ThreadNames(2)
+        assert [names.admits(n) for n in ["a", None, "b", "a", None, "b"]] == [
+            True,
+            True,
+            False,
+            True,
+            True,
+            False,
+        ]
 
     def test_the_digest_tells_positions_and_nulls_apart(self) -> None:
         assert site_digest(((0, "level", "INFO"),)) != site_digest(((1, "level", "INFO"),))
         assert site_digest(((0, "level", None),)) != site_digest(((0, "level", ""),))
+
+
+class TestThreads:
+    """A thread's name is in the call site for the first names a store meets; later ones are rows."""
+
+    def test_names_past_the_bound_stay_rows_of_their_own(
+        self, store: Sql14Store, log: logging.Logger, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(store._sites, "threads", ThreadNames(2))
+        checkout(log, 0)  # MainThread
+        for n, name in enumerate(["pool-1", "request-7"], 1):
+            worker = threading.Thread(target=checkout, args=(log, n), name=name)
+            worker.start()
+            worker.join()
+        # One line of code: a site with each admitted name, and one without the thread.
+        assert count(store, "call_sites") == 3
+        assert keys_of_own_rows(store) == {"message", "customer", "thread"}
+        assert count(store, "events_data") == 3 * 2 + 1
+        events = all_events(store)
+        assert [e.data_dict()["thread"] for e in events] == ["MainThread", "pool-1", "request-7"]
+        assert len({tuple(item.key for item in e.data) for e in events}) == 1
+        for n, name in enumerate(["MainThread", "pool-1", "request-7"]):
+            where = {"thread": name, "level": "INFO"}
+            assert ids(store.get_events_by_data(list(where.items()))) == [events[n].id]
+            assert [e.id for e in store.query_events(EventFilter(where=where))] == [events[n].id]
+
+    @pytest.fixture
+    def both_ways(self, db_url: str, store: Sql14Store) -> list[EventRecord]:
+        """The thread ``worker`` in call sites (this store) and as rows (another, past its bound)."""
+        process = Process(store=store, app_name="shop").init()
+
+        def record(n: int, level: str) -> dict[str, str]:
+            return {
+                "logger": LOGGER,
+                "level": level,
+                "message": f"m{n}",
+                "thread": "worker",
+                "customer": f"c{n // 3}",
+            }
+
+        now = time.time()
+        with Sql14Store(db_url) as other:
+            other._sites.threads = ThreadNames(0)
+            for n in range(6):
+                writer = store if n % 2 else other
+                level = "ERROR" if n in (2, 3) else "INFO"
+                # Each with an exception, for the trace groups to count it; recent, for the daily counts.
+                event = POLICY.build(process.info, record(n, level), ValueError(n), when_ts=now - 10 + n)
+                writer.insert_events([event])
+        process.log({"thread": "main", "message": "elsewhere"}, sync=True)
+        assert keys_of_own_rows(store) == {"message", "customer", "thread"}
+        return all_events(store)[:6]
+
+    @pytest.mark.parametrize(
+        "where",
+        [
+            {"thread": "worker"},
+            {"thread": "worker", "level": "ERROR"},
+            {"thread": "worker", "customer": "c1"},
+            {"thread": "worker", "level": "INFO", "customer": "c0"},
+        ],
+    )
+    def test_a_name_held_both_ways_is_found_both_ways(
+        self,
+        store: Sql14Store,
+        both_ways: list[EventRecord],
+        where: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        expected = [e.id for e in both_ways if all(e.data_dict()[k] == v for k, v in where.items())]
+        writers = {int(e.data_dict()["message"][1:]) % 2 for e in both_ways if e.id in expected}
+        assert writers == {0, 1}  # both ways
+        assert ids(store.get_events_by_data(list(where.items()))) == expected
+        monkeypatch.setattr("code_wake_sql14_store._reading.PAGE", 1)
+        assert [e.id for e in store.query_events(EventFilter(where=where))] == expected[::-1]
+        f = EventFilter(where=where)
+        assert sum(g.count for g in store.query_trace_groups(f)) == len(expected)
+        assert sum(d.events for d in store.query_daily_counts(f)) == len(expected)
+        assert sum(b.count for b in store.query_counts_over_time(f)) == len(expected)
 
 
 class TestPrune:

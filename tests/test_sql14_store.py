@@ -22,7 +22,7 @@ from code_wake.records import EventRecord, ProcessInfo
 from code_wake.testing import StoreContract
 from code_wake.testing.contract import process_info, stored, trace_of
 from code_wake_sql14_store import Sql14Store
-from code_wake_sql14_store._filters import data_conditions
+from code_wake_sql14_store._filters import data_conditions, placed_terms
 from code_wake_sql14_store._reading import events_query
 from code_wake_sql14_store.schema import SCHEMA_VERSION
 
@@ -235,7 +235,8 @@ def _plan(store: Sql14Store, where: list[tuple[str, str | None]]) -> str:
     dialect = store.engine.dialect
     prefix = "EXPLAIN QUERY PLAN " if store.engine.dialect.name == "sqlite" else "EXPLAIN "
     with store.engine.connect() as conn:
-        compiled = events_query(data_conditions(conn, where, None)).compile(dialect=dialect)
+        conditions = data_conditions(conn, placed_terms(conn, where), None)
+        compiled = events_query(conditions).compile(dialect=dialect)
         params: Any = compiled.params
         if compiled.positiontup:  # qmark/format drivers take the values in order
             params = tuple(compiled.params[name] for name in compiled.positiontup)
