@@ -3,12 +3,16 @@
 The caller's thread only appends a `PendingEvent` to a deque bounded by bytes
 (and, far above any burst, by count); one daemon worker thread takes batches
 off it and writes each with the store's ``insert_events`` in one transaction,
-retrying a failing store with backoff. What the store cannot take (it failed
-for ``retry_for``, memory is full, the exit deadline came) is set aside in a
-disk spool (`_spool`) and delivered once the store takes writes again, by
-this process or the next. Every event is accounted for: written, pending,
-spooled, dropped or rejected (`QueueStats`), under one lock, so the figures
-always add up to what was logged. docs/queue.md tells the whole story.
+retrying a failing store with backoff. A batch smaller than ``batch_size``
+waits up to ``linger`` seconds for more events, unless someone waits for it
+(a sync event, a flush, the exit): at a steady rate of a few hundred events
+a second, one transaction per event would cost many times the events. What
+the store cannot take (it failed for ``retry_for``, memory is full, the exit
+deadline came) is set aside in a disk spool (`_spool`) and delivered once
+the store takes writes again, by this process or the next. Every event is
+accounted for: written, pending, spooled, dropped or rejected
+(`QueueStats`), under one lock, so the figures always add up to what was
+logged. docs/queue.md tells the whole story.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ _WORKER_NAME = "code_wake-queue-writer"
 _RUNNING = State.RUNNING
 """The state the caller checks for on every event, as a module global (one lookup, not two)."""
 
+_NEVER = 1 << 62
+"""`EventQueue._wake_at` while the worker writes: no event needs to wake it."""
+
 _EXIT_RESERVE = 1.0
 """Seconds of the exit deadline kept, at most, to set aside what the store did not take by then."""
 
@@ -62,7 +69,10 @@ class EventQueue:
         """A fresh, empty queue with no worker: at start, and in a forked child."""
         self._items: deque[Item] = deque()
         self._wakeup = threading.Event()
-        self._sleeping = False
+        self._wake_at = _NEVER
+        """The queue length at which a new event wakes the worker: 1 asleep, a batch lingering."""
+        self._waiters = 0
+        """Waiters (sync events, flush markers) in the queue: the worker does not linger then."""
         self.state = State.IDLE
         self.worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -104,7 +114,7 @@ class EventQueue:
                 self._items.append(event)
         if full:
             self._aside.overflow(event)
-        elif self._sleeping:
+        elif len(self._items) >= self._wake_at:
             self._wakeup.set()
         return None
 
@@ -117,8 +127,7 @@ class EventQueue:
             # A sync caller waits for its event rather than lose it: the bound does not apply.
             self._counts.logged += 1
             self._counts.queued_bytes += event_bytes(event)
-            self._items.append(waiter)
-        self._wakeup.set()
+            self._queue_waiter(waiter)
         if not waiter.done.wait(self.settings.sync_timeout):
             raise StoreError(
                 f"The event was queued but not written within {self.settings.sync_timeout} s; "
@@ -202,15 +211,45 @@ class EventQueue:
                 self.state = State.IDLE
 
     def _take(self) -> list[Item]:
-        """Wait for events; return up to a batch of them (a waiter ends a batch)."""
+        """Wait for events, and for a batch to fill (`_linger`); return up to a batch (a waiter ends one)."""
         if not self._items:
-            self._sleeping = True
-            # Re-check after raising the flag: an append in between did not see it.
+            self._wake_at = 1
+            # Re-check after lowering the mark: an append in between did not see it.
             if not self._items:
                 self._wakeup.wait(0.5)
-            self._sleeping = False
+            self._wake_at = _NEVER
             self._wakeup.clear()
+        if self._items:
+            self._linger()
         return self._take_now(stop_at_waiter=True)
+
+    def _linger(self) -> None:
+        """Wait up to ``linger`` seconds for a batch to fill, unless someone waits for the queue.
+
+        A waiter (sync event, flush marker) or the exit ends the wait at once,
+        as does a full batch: each sets the wakeup after it is queued.
+        """
+        until = time.monotonic() + self.settings.linger
+        while not self._write_at_once():
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake_at = self.settings.batch_size
+            self._wakeup.clear()
+            # Re-check after clearing: a waiter queued in between set the wakeup before the clear.
+            if not self._write_at_once():
+                self._wakeup.wait(remaining)
+            self._wake_at = _NEVER
+
+    def _write_at_once(self) -> bool:
+        """Whether the worker should write what is queued now rather than let the batch grow."""
+        return bool(self._waiters) or len(self._items) >= self.settings.batch_size or self._stopping()
+
+    def _queue_waiter(self, waiter: Waiter) -> None:
+        """Append `waiter` (under the lock) and wake the worker: it writes without lingering."""
+        self._waiters += 1
+        self._items.append(waiter)
+        self._wakeup.set()
 
     def _take_now(self, stop_at_waiter: bool = False) -> list[Item]:
         """Up to a batch off the queue; its events count as in flight until they are settled."""
@@ -225,8 +264,10 @@ class EventQueue:
                 if event is not None:
                     self._counts.queued_bytes -= event_bytes(event)
                     self._counts.in_flight += 1
-                if stop_at_waiter and isinstance(item, Waiter):
-                    break
+                if isinstance(item, Waiter):
+                    self._waiters -= 1
+                    if stop_at_waiter:
+                        break
         return batch
 
     def _write(self, batch: list[Item], deadline: float | None = None) -> None:
@@ -336,8 +377,8 @@ class EventQueue:
             and worker is not threading.current_thread()
         ):
             marker = Waiter(None)
-            self._items.append(marker)
-            self._wakeup.set()
+            with self._lock:
+                self._queue_waiter(marker)
             return marker.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return self._drain_here(deadline)
 
@@ -371,8 +412,8 @@ class EventQueue:
             return not (self._aside.down or self._failing) and self.flush(timeout)
         deadline = time.monotonic() + timeout
         marker = Waiter(None)
-        self._items.append(marker)
-        self._wakeup.set()
+        with self._lock:
+            self._queue_waiter(marker)
         while not marker.done.wait(min(0.02, max(0.0, deadline - time.monotonic()))):
             if self._aside.down or self._failing or time.monotonic() >= deadline:
                 return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["QueueSettings", "QueueStats"]
@@ -20,6 +21,12 @@ class QueueSettings:
     batch_size: int = 500
     """Events written per transaction at most."""
 
+    linger: float = 0.2
+    """Seconds a batch smaller than `batch_size` waits for more events; 0: written when the writer wakes.
+
+    Nobody waits for it: a sync event, a flush and the exit end the wait.
+    """
+
     retry_for: float = 60.0
     """Seconds a failing batch is retried (with backoff) before it is given up."""
 
@@ -34,6 +41,10 @@ class QueueSettings:
 
     spool_dir: str | None = None
     """Where spools live, one directory per store; None: ``spool`` in code_wake's data directory."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.linger < math.inf:
+            raise ValueError(f"QueueSettings.linger must be 0 or more seconds, not {self.linger!r}")
 
 
 @dataclass(frozen=True, slots=True)

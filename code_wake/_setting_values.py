@@ -7,6 +7,7 @@ variable says; both return the value as `code_wake.Config` keeps it or raise
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -26,6 +27,8 @@ __all__ = [
     "positive_int_value",
     "positive_number_text",
     "positive_number_value",
+    "seconds_text",
+    "seconds_value",
     "secret_keys_text",
     "secret_keys_value",
     "store_args_value",
@@ -111,6 +114,19 @@ def positive_number_text(text: str) -> float:
         return positive_number_value(float(text.strip()))
     except ValueError:
         raise Invalid("a positive number of seconds") from None
+
+
+def seconds_value(value: object) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+        raise Invalid("a number of seconds, 0 or more")
+    return float(value)
+
+
+def seconds_text(text: str) -> float:
+    try:
+        return seconds_value(float(text.strip()))
+    except ValueError:
+        raise Invalid("a number of seconds, 0 or more") from None
 
 
 def store_args_value(value: object) -> tuple[str, ...]:

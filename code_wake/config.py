@@ -35,6 +35,8 @@ from ._setting_values import (
     positive_int_value,
     positive_number_text,
     positive_number_value,
+    seconds_text,
+    seconds_value,
     secret_keys_text,
     secret_keys_value,
     store_args_value,
@@ -152,6 +154,7 @@ _SETTINGS: tuple[_Setting, ...] = (
         "CODE_WAKE_QUEUE_BATCH_SIZE",
         positive_int_text,
     ),
+    _Setting("queue.linger", "queue_linger", seconds_value, "CODE_WAKE_QUEUE_LINGER", seconds_text),
     _Setting(
         "queue.retry_for",
         "queue_retry_for",
@@ -427,6 +430,7 @@ class Config:
     queue_max_bytes: int = _QUEUE_DEFAULTS.max_bytes
     queue_max_events: int = _QUEUE_DEFAULTS.max_events
     queue_batch_size: int = _QUEUE_DEFAULTS.batch_size
+    queue_linger: float = _QUEUE_DEFAULTS.linger
     queue_retry_for: float = _QUEUE_DEFAULTS.retry_for
     queue_exit_timeout: float = _QUEUE_DEFAULTS.exit_timeout
     queue_sync_timeout: float = _QUEUE_DEFAULTS.sync_timeout
@@ -480,6 +484,7 @@ class Config:
             max_bytes=self.queue_max_bytes,
             max_events=self.queue_max_events,
             batch_size=self.queue_batch_size,
+            linger=self.queue_linger,
             retry_for=self.queue_retry_for,
             exit_timeout=self.queue_exit_timeout,
             sync_timeout=self.queue_sync_timeout,

@@ -745,7 +745,7 @@ class TestQueueSettings:
         """Every queue key is read from the file."""
         write(
             local_file,
-            "queue:\n  enabled: false\n  max_events: 7\n  batch_size: 3\n"
+            "queue:\n  enabled: false\n  max_events: 7\n  batch_size: 3\n  linger: 0\n"
             "  retry_for: 1.5\n  exit_timeout: 2\n  sync_timeout: 4\n"
             "  spool_max_bytes: 0\n  spool_dir: /var/spool/app\n",
         )
@@ -754,6 +754,7 @@ class TestQueueSettings:
         assert config.queue_settings() == QueueSettings(
             max_events=7,
             batch_size=3,
+            linger=0.0,
             retry_for=1.5,
             exit_timeout=2.0,
             sync_timeout=4.0,
@@ -766,6 +767,7 @@ class TestQueueSettings:
         monkeypatch.setenv("CODE_WAKE_QUEUE", "off")
         monkeypatch.setenv("CODE_WAKE_QUEUE_MAX_EVENTS", "11")
         monkeypatch.setenv("CODE_WAKE_QUEUE_BATCH_SIZE", "5")
+        monkeypatch.setenv("CODE_WAKE_QUEUE_LINGER", "0.05")
         monkeypatch.setenv("CODE_WAKE_QUEUE_RETRY_FOR", "0.5")
         monkeypatch.setenv("CODE_WAKE_QUEUE_EXIT_TIMEOUT", "3")
         monkeypatch.setenv("CODE_WAKE_QUEUE_SYNC_TIMEOUT", "9")
@@ -776,6 +778,7 @@ class TestQueueSettings:
         assert config.queue_settings() == QueueSettings(
             max_events=11,
             batch_size=5,
+            linger=0.05,
             retry_for=0.5,
             exit_timeout=3.0,
             sync_timeout=9.0,
@@ -807,6 +810,20 @@ class TestQueueSettings:
         message = load_error()
         assert "CODE_WAKE_QUEUE_EXIT_TIMEOUT" in message
         assert "positive number of seconds" in message
+
+    @pytest.mark.parametrize("text", ["-0.1", "soon", "nan", "inf"])
+    def test_bad_linger(self, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+        """The linger is 0 or more seconds, and finite; the error names the variable."""
+        monkeypatch.setenv("CODE_WAKE_QUEUE_LINGER", text)
+        message = load_error()
+        assert "CODE_WAKE_QUEUE_LINGER" in message
+        assert "a number of seconds, 0 or more" in message
+
+    def test_bad_linger_in_file(self, local_file: Path) -> None:
+        write(local_file, "queue:\n  linger: true\n")
+        message = load_error()
+        assert str(local_file) in message
+        assert "queue.linger" in message
 
     def test_bad_size_in_file(self, local_file: Path) -> None:
         """A size must be a positive integer; the error names the file and key."""

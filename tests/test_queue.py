@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator, Sequence
 
@@ -93,6 +94,66 @@ class TestWriting:
     def test_flush_with_nothing_queued(self, store: QueuedStore) -> None:
         """A flush of an empty queue succeeds at once."""
         assert store.flush(timeout=1)
+
+
+def written_soon(store: QueuedStore, count: int) -> bool:
+    """Whether `count` events are written within 10 s, without a flush (which would end a linger)."""
+    deadline = time.monotonic() + 10
+    while store.queue_stats.written < count:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class TestLinger:
+    """A batch smaller than batch_size waits `linger` for more; nobody waiting for the queue waits for it."""
+
+    @pytest.fixture
+    def lingering(self) -> Iterator[QueuedStore]:
+        # A linger far longer than any of these tests: what is written before it ends was not held.
+        store = QueuedStore(queue_settings=QueueSettings(batch_size=10, linger=600.0, sync_timeout=10.0))
+        Process(store=store, app_name="app").init()
+        yield store
+        store.close(timeout=5)
+
+    def test_events_wait_for_the_batch_to_fill(self, lingering: QueuedStore) -> None:
+        for n in range(7):
+            lingering.submit(event(n))
+        assert lingering.flush(timeout=10)  # ends the linger
+        assert lingering.batches == [7]
+        assert stored_ns(lingering) == [str(n) for n in range(7)]
+
+    def test_a_full_batch_is_written_at_once(self, lingering: QueuedStore) -> None:
+        for n in range(25):
+            lingering.submit(event(n))
+        assert written_soon(lingering, 20)
+        assert lingering.batches == [10, 10]  # the last 5 linger
+
+    def test_a_sync_event_is_not_kept_waiting(self, lingering: QueuedStore) -> None:
+        lingering.submit(event(1))
+        record = lingering.submit(event(2), sync=True)  # raises after sync_timeout if it waited
+        assert record is not None
+        assert lingering.batches == [2]
+
+    def test_close_ends_the_linger(self, lingering: QueuedStore) -> None:
+        lingering.submit(event(1))
+        assert lingering.close(timeout=10)
+        assert stored_ns(lingering) == ["1"]
+
+    def test_no_linger_writes_when_woken(self) -> None:
+        store = QueuedStore(queue_settings=QueueSettings(batch_size=10, linger=0))
+        Process(store=store, app_name="app").init()
+        try:
+            store.submit(event(1))
+            assert written_soon(store, 1)
+        finally:
+            store.close(timeout=5)
+
+    @pytest.mark.parametrize("linger", [-1.0, float("nan"), float("inf")])
+    def test_a_bad_linger_is_refused(self, linger: float) -> None:
+        with pytest.raises(ValueError, match="linger must be 0 or more seconds"):
+            QueueSettings(linger=linger)
 
 
 class TestBound:
