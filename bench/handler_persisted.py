@@ -180,7 +180,7 @@ def steady_cost(tmp: str, count: int, repeats: int) -> list[Row]:
         ours.close()
     pacing = medians.pop("pacing")
     net = {name: value - pacing for name, value in medians.items()}
-    label = f"CPU until persisted at {STEADY_RATE:,} records/s, extra, pacing ({pacing:.1f} us) taken off"
+    label = f"CPU until persisted, {STEADY_RATE:,}/s, extra (less {pacing:.1f} us pacing)"
     return _ratio_rows(label, "us", net, "target <= 1.5 x")
 
 

@@ -101,20 +101,21 @@ class EventQueue:
             return self._submit_and_wait(event)
         size = event_bytes(event)
         counts = self._counts
+        items = self._items
         with self._lock:
             counts.logged += 1
-            full = (
-                counts.queued_bytes + size > self.settings.max_bytes
-                or len(self._items) >= self.settings.max_events
-            )
+            queued = len(items)
+            full = counts.queued_bytes + size > self.settings.max_bytes or queued >= self.settings.max_events
             if full:
                 counts.in_flight += 1  # on its way to the spool: pending till it is there
             else:
                 counts.queued_bytes += size
-                self._items.append(event)
+                items.append(event)
         if full:
             self._aside.overflow(event)
-        elif len(self._items) >= self._wake_at:
+        elif queued + 1 == self._wake_at:
+            # Once per crossing (appends are counted under the lock): not a wakeup per event
+            # while the worker has yet to run.
             self._wakeup.set()
         return None
 
