@@ -7,8 +7,8 @@ bound parameter named as in `filter_parameters`; its time range becomes
 `time_range` (or `bucket_range` on the summary); its data terms become
 conditions on ``events_data`` (`term`, `carrying`), or for the keys of a
 call site on ``call_site_data`` (`sites_carrying`), placed by
-`placed_terms` and together `carrying_conditions`. Event listing, trace groups and daily counts all
-build their statements from these.
+`placed_terms`, together `carrying_conditions`. Event listing, trace
+groups and daily counts all build their statements from these.
 """
 
 from __future__ import annotations
