@@ -803,21 +803,27 @@ class TestQueueSettings:
         assert variable in message
         assert expected in message
 
-    @pytest.mark.parametrize("text", ["0", "-1", "soon", "nan"])
-    def test_bad_seconds(self, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-        """A timeout must be a positive number; the error names the variable."""
-        monkeypatch.setenv("CODE_WAKE_QUEUE_EXIT_TIMEOUT", text)
+    @pytest.mark.parametrize(
+        ("variable", "text", "expected"),
+        [
+            *(
+                ("CODE_WAKE_QUEUE_EXIT_TIMEOUT", t, "positive number of seconds")
+                for t in ["0", "-1", "soon", "nan"]
+            ),
+            *(
+                ("CODE_WAKE_QUEUE_LINGER", t, "a number of seconds, 0 or more")
+                for t in ["-0.1", "soon", "nan", "inf"]
+            ),
+        ],
+    )
+    def test_bad_seconds(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, text: str, expected: str
+    ) -> None:
+        """A timeout is a positive number, the linger 0 or more (finite); the error names the variable."""
+        monkeypatch.setenv(variable, text)
         message = load_error()
-        assert "CODE_WAKE_QUEUE_EXIT_TIMEOUT" in message
-        assert "positive number of seconds" in message
-
-    @pytest.mark.parametrize("text", ["-0.1", "soon", "nan", "inf"])
-    def test_bad_linger(self, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-        """The linger is 0 or more seconds, and finite; the error names the variable."""
-        monkeypatch.setenv("CODE_WAKE_QUEUE_LINGER", text)
-        message = load_error()
-        assert "CODE_WAKE_QUEUE_LINGER" in message
-        assert "a number of seconds, 0 or more" in message
+        assert variable in message
+        assert expected in message
 
     def test_bad_linger_in_file(self, local_file: Path) -> None:
         write(local_file, "queue:\n  linger: true\n")
