@@ -48,11 +48,11 @@ from typing import Any, NamedTuple, TypeAlias
 import sqlalchemy as sa
 
 from code_wake.query import EventFilter
-from code_wake.records import ProcessRecord
+from code_wake.records import DataItem, ProcessRecord
 from code_wake.stack_trace import RawFrame, trace_digest
 from code_wake.testing.contract import process_info
 from code_wake_sql14_store import Sql14Store
-from code_wake_sql14_store._call_sites import ThreadNames, split
+from code_wake_sql14_store._call_sites import SiteItems
 from code_wake_sql14_store._counts import CountRow, add_counts, upsert_statement
 from code_wake_sql14_store.schema import events, events_data, stackframes, stacktraces
 
@@ -312,12 +312,14 @@ def _event_rows(
     rng: random.Random,
     handler_share: float,
     site_ids: dict[SiteKey, int],
+    split_data: Callable[[list[tuple[str, str]]], tuple[SiteItems, tuple[DataItem, ...]]],
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Events `position` to `position + count` of `total` spread evenly over the 30 days.
 
     A share `handler_share` of them are a logging handler's records (`handler_data`), the
     others plain events of a `KINDS` kind. A handler record refers to its call site (stored
-    once, `site_ids`) and has rows of its own for the rest of its data, as the store writes it.
+    once, `site_ids`) and has rows of its own for the rest of its data, as the store's own
+    `split_data` divides them.
     """
     step = DAYS * 86_400 / total
     customers = _customers(handler_share)
@@ -348,7 +350,7 @@ def _event_rows(
         if site is None:
             data = [("event", kind), ("customer", f"c{rng.randrange(customers)}"), ("n", str(event_id - 1))]
         else:
-            _, data = split(handler_data(site, event_id - 1, thread, _extra(rng, customers)), ThreadNames())
+            _, data = split_data(handler_data(site, event_id - 1, thread, _extra(rng, customers)))
         yield row, [{"event_id": event_id, "key": k, "val": v, "when_ts": when} for k, v in data]
 
 
@@ -407,6 +409,7 @@ class Filler:
                     self._rng,
                     self.handler_share,
                     self._site_ids,
+                    self.store._sites.split,
                 )
             )
             rows = [row for row, _ in batch]
