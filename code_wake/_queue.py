@@ -2,7 +2,7 @@
 
 The caller's thread only appends a `PendingEvent` to a deque bounded by bytes
 (and, far above any burst, by count); one daemon worker thread takes batches
-off it and writes each with the store's ``insert_events`` in one transaction,
+off it and writes each with the store's ``write_events`` in one transaction,
 retrying a failing store with backoff. A batch smaller than ``batch_size``
 waits up to ``linger`` seconds for more events, unless someone waits for it
 (a sync event, a flush, the exit): at a steady rate of a few hundred events
@@ -20,10 +20,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 
 from . import _exit
-from ._queue_items import Item, State, Waiter, event_bytes, event_of, events_in
+from ._queue_items import Item, State, Waiter, event_bytes, event_of, events_in, waited_positions
 from ._queue_ledger import Ledger
 from ._queue_settings import QueueSettings, QueueStats
 from ._queue_spool import SpoolSide, open_spool
@@ -274,6 +274,7 @@ class EventQueue:
     def _write(self, batch: list[Item], deadline: float | None = None) -> None:
         """Write a batch, retrying with backoff; set it aside after ``retry_for`` seconds or at `deadline`."""
         pending = events_in(batch)
+        wanted = waited_positions(batch)
         give_up_at = time.monotonic() + self.settings.retry_for
         if deadline is not None:
             give_up_at = min(give_up_at, deadline)
@@ -281,7 +282,7 @@ class EventQueue:
         self._current = batch
         while True:
             try:
-                records = self.store.insert_events(pending) if pending else []
+                records = self.store.write_events(pending, wanted) if pending else {}
             except Exception as exc:  # noqa: BLE001 - any store failure is retried; what is given up is counted
                 failures += 1
                 self._failing = True
@@ -318,15 +319,17 @@ class EventQueue:
             self._current = None
             return True
 
-    def _delivered(self, batch: list[Item], records: Sequence[EventRecord]) -> None:
-        self._ledger.written(len(records))
-        found = iter(records)
+    def _delivered(self, batch: list[Item], records: Mapping[int, EventRecord]) -> None:
+        """Count `batch` written, and hand its waiters their records (`records`: by the event's position)."""
+        self._ledger.written(sum(1 for item in batch if event_of(item) is not None))
+        position = 0
         for item in batch:
+            event = event_of(item)
             if isinstance(item, Waiter):
-                item.record = next(found) if item.event is not None else None
+                item.record = None if event is None else records[position]
                 item.done.set()
-            else:
-                next(found)
+            if event is not None:
+                position += 1
         if self._counts.unrecorded_drops:
             self._aside.record_drops()
 
@@ -340,7 +343,7 @@ class EventQueue:
         for position, item in enumerate(batch):
             event = event_of(item)
             try:
-                records = self.store.insert_events([event]) if event is not None else []
+                records = {} if event is None else self.store.write_events([event], waited_positions([item]))
             except Exception as exc:  # noqa: BLE001 - one event refused: count it, keep going
                 if position == 0 and not isinstance(exc, StoreRefusedError):
                     return False

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from .event import PendingEvent, ProcessRef
 from .records import EventRecord
 
-__all__ = ["Counters", "Item", "State", "Waiter", "event_bytes", "event_of", "events_in"]
+__all__ = ["Counters", "Item", "State", "Waiter", "event_bytes", "event_of", "events_in", "waited_positions"]
 
 # What an event costs in memory while it waits, measured with tracemalloc on
 # CPython 3.11: the named tuple, its time, its deque slot and data tuple; each
@@ -65,6 +65,19 @@ def event_of(item: Item) -> PendingEvent | None:
 def events_in(batch: Sequence[Item]) -> list[PendingEvent]:
     """The events of a batch, in order (flush markers carry none)."""
     return [event for event in map(event_of, batch) if event is not None]
+
+
+def waited_positions(batch: Sequence[Item]) -> list[int]:
+    """The positions, among the events of a batch (`events_in`), of those a caller waits on."""
+    positions: list[int] = []
+    position = 0
+    for item in batch:
+        if isinstance(item, Waiter):
+            if item.event is None:
+                continue
+            positions.append(position)
+        position += 1
+    return positions
 
 
 @dataclass

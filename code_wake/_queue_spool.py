@@ -63,14 +63,14 @@ def write_to(store: Store) -> WriteBatch:
 
     def write(events: list[PendingEvent]) -> int:
         try:
-            store.insert_events(events)
+            store.write_events(events, ())
             return 0
         except StoreRefusedError:
             pass
         refused = 0
         for event in events:
             try:
-                store.insert_events([event])
+                store.write_events([event], ())
             except StoreRefusedError as exc:
                 refused += 1
                 report_problem(
@@ -228,7 +228,7 @@ class SpoolSide:
         if note is None:
             return
         try:
-            self._store.insert_events([note])
+            self._store.write_events([note], ())
         except Exception as exc:  # noqa: BLE001 - the note is best effort; the count waits for the next try
             self._ledger.drop_note_failed(note)
             report_problem("queue-retry", "recording the drop count failed", exc)

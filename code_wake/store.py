@@ -102,6 +102,17 @@ class Store(ABC):
     def insert_events(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
         """Write `events` in one transaction; return their records in the same order."""
 
+    def write_events(self, events: Sequence[PendingEvent], wanted: Iterable[int]) -> dict[int, EventRecord]:
+        """Write `events` as `insert_events` does; the records of the positions in `wanted` only.
+
+        For a writer that most of its events' callers do not wait on (the
+        queue): an adapter may override it to skip building the records
+        nobody reads. This default writes through `insert_events`, so an
+        adapter that only implements that one keeps working unchanged.
+        """
+        records = self.insert_events(events)
+        return {position: records[position] for position in wanted}
+
     def submit(self, event: PendingEvent, sync: bool = False) -> EventRecord | None:
         """Hand one pending event to the store; the door every log call goes through.
 

@@ -31,6 +31,7 @@ from typing import TypeAlias
 
 import sqlalchemy as sa
 
+from code_wake.event import Pairs
 from code_wake.records import DataItem
 from code_wake.stack_trace import bencode
 
@@ -98,15 +99,13 @@ class ThreadNames:
         return True
 
 
-def split(
-    data: Sequence[DataItem], threads: ThreadNames | None = None
-) -> tuple[SiteItems, tuple[DataItem, ...]]:
+def split(data: Pairs, threads: ThreadNames | None = None) -> tuple[SiteItems, Pairs]:
     """An event's data as its call site's items (positioned) and its own items (in order).
 
     The thread is in the site if `threads` admits its name (never without `threads`).
     """
     site: list[tuple[int, str, str | None]] = []
-    own: list[DataItem] = []
+    own: list[tuple[str, str | None]] = []
     for position, item in enumerate(data):
         key = item[0]
         if key in CALL_SITE_KEYS or (key == THREAD_KEY and threads is not None and threads.admits(item[1])):
@@ -157,7 +156,7 @@ class CallSites:
         self._ids.clear()
         self._items.clear()
 
-    def split(self, data: Sequence[DataItem]) -> tuple[SiteItems, tuple[DataItem, ...]]:
+    def split(self, data: Pairs) -> tuple[SiteItems, Pairs]:
         """`split` with this store's thread names."""
         return split(data, self.threads)
 

@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
+from code_wake.event import Pairs
 from code_wake.records import (
     AppRecord,
     AppVsnRecord,
@@ -117,14 +118,14 @@ def clip(text: Any, limit: int) -> Any:
     return text[:limit] if text is not None and len(text) > limit else text
 
 
-def clip_data(data: Sequence[tuple[str, str | None]]) -> tuple[DataItem, ...]:
-    """An event's data items, keys and values clipped to what ``events_data`` holds."""
+def clip_data(data: Pairs) -> Pairs:
+    """An event's items, keys and values clipped to what ``events_data`` holds (`data` if none is cut)."""
     # This runs for every event written, and the event policy has cut keys and values
     # already (unless set to keep more than the columns hold): look first, cut rarely.
     for key, val in data:
         if len(key) > NAME_LENGTH or (val is not None and len(val) > LONG_TEXT_LIMIT):
-            return tuple(DataItem(clip(key, NAME_LENGTH), clip(val, LONG_TEXT_LIMIT)) for key, val in data)
-    return tuple(map(DataItem._make, data))
+            return tuple((clip(key, NAME_LENGTH), clip(val, LONG_TEXT_LIMIT)) for key, val in data)
+    return data
 
 
 def process_values(record: ProcessRecord) -> dict[str, Any]:

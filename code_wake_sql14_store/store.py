@@ -131,12 +131,16 @@ class Sql14Store(Store):
 
     def insert_events(self, events: Sequence[PendingEvent]) -> list[EventRecord]:
         """Write `events` in one transaction; return their records in the same order."""
+        return list(self.write_events(events, range(len(events))).values())
+
+    def write_events(self, events: Sequence[PendingEvent], wanted: Iterable[int]) -> dict[int, EventRecord]:
+        """Write `events` in one transaction; the records of the positions in `wanted` only."""
         if not events:
-            return []
+            return {}
         with self._db.translating("insert events"):
             # Registrations commit on their own, before the batch.
             owners = [self.resolve_process(event.process) for event in events]
-            return self._writer.insert_events(events, owners)
+            return self._writer.insert_events(events, owners, wanted)
 
     def insert_process(self, process: ProcessInfo | HasProcessInfo) -> ProcessRecord:
         """Register a process, creating its app, app version and environment as needed."""

@@ -6,7 +6,8 @@ import logging
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,21 @@ class QueuedStore(QueueStore, ControlledStore):
     """The controlled store behind the queue."""
 
 
+class GatedSqlite(Sql14QueueStore):
+    """A queued SQLite store whose writer can be held at a gate."""
+
+    def __init__(self, url: str, queue_settings: QueueSettings) -> None:
+        super().__init__(url, queue_settings=queue_settings)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def write_events(self, events: Sequence[PendingEvent], wanted: Iterable[int]) -> dict[int, EventRecord]:
+        self.entered.set()
+        self.gate.wait()
+        return super().write_events(events, wanted)
+
+
 def event(n: int, process: int = 1) -> PendingEvent:
     return POLICY.build(process, {"n": n})
 
@@ -84,6 +100,45 @@ class TestWriting:
         assert record is not None
         assert record.data_dict() == {"n": "2"}
         assert stored_ns(store) == ["1", "2"]
+
+    def test_sync_callers_in_a_batch_get_their_own_records(self, tmp_path: Path) -> None:
+        """Waiters among queued events and flush markers each get their own event's record (SQLite)."""
+        store = GatedSqlite(f"sqlite:///{tmp_path / 'queue.db'}", queue_settings=QueueSettings(batch_size=100))
+        proc = Process(store=store, app_name="app")
+        try:
+            store.gate.clear()
+            proc.log({"n": "held"})
+            assert store.entered.wait(10)  # the writer holds the first batch at the gate
+            records: dict[int, EventRecord | None] = {}
+
+            def log_sync(n: int) -> None:
+                records[n] = proc.log({"n": str(n)}, sync=True)
+
+            callers = []
+            for n in range(12):
+                if n % 3 == 0:
+                    callers.append(threading.Thread(target=log_sync, args=(n,)))
+                    callers[-1].start()
+                elif n % 4 == 1:
+                    callers.append(threading.Thread(target=store.flush))
+                    callers[-1].start()
+                else:
+                    proc.log({"n": str(n)})
+            while store.queue_stats.pending < 11:  # 1 held + 10 queued, the 4 sync ones among them
+                time.sleep(0.01)
+            store.gate.set()
+            for caller in callers:
+                caller.join(10)
+            assert sorted(records) == [0, 3, 6, 9]
+            for n, record in records.items():
+                assert record is not None
+                assert record.data_dict() == {"n": str(n)}
+                assert store.get_event_by_id(record.id) == record
+            assert store.flush(10)
+            assert store.queue_stats.written == 11
+        finally:
+            store.gate.set()
+            store.close(timeout=5)
 
     def test_process_log_sync_through_the_queue(self, store: QueuedStore) -> None:
         """Process().log(sync=True) returns the event whatever the store."""

@@ -651,6 +651,20 @@ class StoreContract:
         """An empty batch writes nothing and returns an empty list."""
         assert store.insert_events([]) == []
 
+    def test_write_events_returns_only_the_wanted_records(self, store: Store, process: ProcessRecord) -> None:
+        """write_events writes the whole batch and returns the records of the wanted positions only."""
+        policy = store.event_policy
+        batch = [policy.build(process.id, {"w": str(n), "batch": "wanted"}) for n in range(6)]
+        records = store.write_events(batch, [1, 4])
+        assert sorted(records) == [1, 4]
+        assert [records[p].data_dict()["w"] for p in (1, 4)] == ["1", "4"]
+        for record in records.values():
+            assert store.get_event_by_id(record.id) == record
+        stored_values = [e.data_dict()["w"] for e in store.get_events_by_data([("batch", "wanted")])]
+        assert sorted(stored_values) == [str(n) for n in range(6)]
+        assert store.write_events([policy.build(process.id, {"batch": "wanted"})], ()) == {}
+        assert len(store.get_events_by_data([("batch", "wanted")])) == 7
+
     def test_records_are_usable_after_close(
         self, store: Store, process: ProcessRecord, exc: BaseException
     ) -> None:
