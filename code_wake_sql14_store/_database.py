@@ -24,7 +24,7 @@ from code_wake.store import ForkGuard, create_private_file
 from ._batch import BatchWriter, SqlalchemyBatch, batch_writer
 from ._counts import upsert_statement
 from ._engine import build_engine, is_memory_sqlite, masked, parse_url, spool_key
-from ._migrate import ensure_schema
+from ._migrate import ensure_schema, upgrade_layout
 from ._read_only import check_schema, sqlite_file
 from ._stall import StallGuard
 
@@ -197,6 +197,13 @@ class Database:
         """Create or upgrade the schema now, as the first use would (a reader only checks it)."""
         with self._fork_guard:
             self._prepare()
+
+    def upgrade(self) -> None:
+        """`prepare`, and the layout changes that only an upgrade on purpose makes."""
+        with self._fork_guard:
+            self._prepare()
+            with self.translating("upgrade the code_wake schema"), self._lock:
+                upgrade_layout(self._checkout)
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:

@@ -21,6 +21,12 @@ DDL cannot be rolled back) is finished by the next one:
 - from 3 to 4: the call-site tables and ``events.call_site_id`` with its
   index are added. Events already there keep their call-site items as data
   rows (no row is rewritten); queries find them either way.
+
+One change needs no new version, since every reader and writer works with
+either layout: on PostgreSQL, the foreign key of ``events_data.event_id``
+is dropped (`drop_data_event_keys`), by an upgrade of an older version and
+by ``code-wake upgrade`` (`upgrade_layout`), never by a writer's first use
+of a database at our version: it takes an exclusive lock on ``events``.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from .schema import (
     schema_version,
 )
 
-__all__ = ["ensure_schema"]
+__all__ = ["data_event_keys", "drop_data_event_keys", "ensure_schema", "upgrade_layout"]
 
 _PG_LOCK_KEY = 0x636F64655F77616B  # "code_wak": an arbitrary, fixed advisory lock key
 _LOCK_WAIT_SECONDS = 120
@@ -64,6 +70,35 @@ def ensure_schema(connect: Callable[[], sa.Connection], where: str) -> None:
         if version != SCHEMA_VERSION:
             _create_or_upgrade(conn, version)
         conn.commit()
+
+
+def upgrade_layout(connect: Callable[[], sa.Connection]) -> None:
+    """What ``code-wake upgrade`` does past `ensure_schema`: the layout changes no writer makes by itself."""
+    with connect() as conn, _schema_lock(conn):
+        drop_data_event_keys(conn)
+        conn.commit()
+
+
+def data_event_keys(conn: sa.Connection) -> list[str]:
+    """PostgreSQL: the names of the foreign keys from ``events_data`` to ``events`` (empty elsewhere).
+
+    Databases made before they were left out have one. PostgreSQL checks it by
+    reading and share-locking the event for every data row; SQLite and
+    MySQL check theirs at no measurable cost, and keep them.
+    """
+    if conn.dialect.name != "postgresql" or not sa.inspect(conn).has_table(events_data.name):
+        return []
+    keys = sa.inspect(conn).get_foreign_keys(events_data.name)
+    return sorted(str(key["name"]) for key in keys if key["referred_table"] == events.name and key["name"])
+
+
+def drop_data_event_keys(conn: sa.Connection) -> None:
+    """Drop the keys `data_event_keys` names."""
+    preparer = conn.dialect.identifier_preparer
+    for name in data_event_keys(conn):
+        conn.exec_driver_sql(
+            f"ALTER TABLE {preparer.format_table(events_data)} DROP CONSTRAINT {preparer.quote(name)}"
+        )
 
 
 def _check_version(conn: sa.Connection, where: str) -> int | None:
@@ -115,6 +150,7 @@ def _create_or_upgrade(conn: sa.Connection, version: int | None) -> None:
         _upgrade(conn, version or 0)
         if (version or 0) < 3:
             _add_exception_chains(conn)
+        drop_data_event_keys(conn)
     conn.execute(sa.delete(schema_version))
     conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
 

@@ -3,13 +3,15 @@
 Writers create and upgrade the schema on first use (`_migrate.ensure_schema`);
 readers never do (`_read_only`). This is the explicit door between them: it
 says what it would do (`plan`, run by ``--dry-run``) and then does it through
-the same `ensure_schema` the writers run, so both paths upgrade alike.
+the same `ensure_schema` the writers run, so both paths upgrade alike, then
+makes the layout changes only it makes (`_migrate.upgrade_layout`).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ._migrate import data_event_keys
 from .schema import SCHEMA_VERSION, metadata, schema_version
 
 __all__ = ["plan"]
@@ -24,9 +26,14 @@ def plan(conn: sa.Connection) -> list[str]:
     version = None
     if schema_version.name in ours:
         version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    layout = [
+        f"drop the foreign key {name} of events_data.event_id: PostgreSQL checked it for every data row "
+        "(it locks the events table for a moment)"
+        for name in data_event_keys(conn)
+    ]
     if version is not None and int(version) >= SCHEMA_VERSION:
-        return []
-    steps = [f"upgrade from schema version {version or 0} to {SCHEMA_VERSION}"]
+        return layout
+    steps = [f"upgrade from schema version {version or 0} to {SCHEMA_VERSION}", *layout]
     missing = sorted(set(metadata.tables) - ours)
     if missing:
         steps.append(f"create the tables {', '.join(missing)}")

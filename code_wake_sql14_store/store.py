@@ -107,7 +107,7 @@ class Sql14Store(Store):
         if steps and not dry_run:
             if self._db.read_only:
                 raise StoreError(f"This store for {self._db.where} was opened read-only; it cannot upgrade.")
-            self._db.prepare()
+            self._db.upgrade()
         return steps
 
     @property

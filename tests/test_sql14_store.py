@@ -410,6 +410,66 @@ def test_batch_ids_are_in_order(db_url: str, open_store: Opener) -> None:
 # -- pycodewake 0.2 databases ---------------------------------------------------------------------
 
 
+def _data_foreign_keys(store: Sql14Store) -> list[str]:
+    with store.engine.connect() as conn:
+        return [str(key["referred_table"]) for key in sa.inspect(conn).get_foreign_keys("events_data")]
+
+
+def _add_data_foreign_key(url: str) -> None:
+    """Give a database the foreign key ``events_data.event_id -> events.id`` that older code_wake made."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "ALTER TABLE events_data ADD CONSTRAINT events_data_event_id_fkey "
+            "FOREIGN KEY (event_id) REFERENCES events (id)"
+        )
+    engine.dispose()
+
+
+def test_data_rows_have_no_foreign_key(db_url: str, open_store: Opener) -> None:
+    """A new database's events_data refers to its event without a foreign key; prune still takes both."""
+    store = open_store(db_url)
+    old = stored(store.insert_event(process_info(), {"k": "old"}, when_ts=1_000.0, sync=True))
+    new = stored(store.insert_event(process_info(), {"k": "new"}, sync=True))
+    assert _data_foreign_keys(store) == []
+    report = store.prune(before_ts=2_000.0)
+    assert (report.events, report.data) == (1, 1)
+    assert store.get_event_by_id(old.id) is None
+    assert store.get_event_by_id(new.id) == new
+    with store.engine.connect() as conn:
+        event_ids = conn.exec_driver_sql("SELECT DISTINCT event_id FROM events_data").scalars().all()
+    assert event_ids == [new.id]
+
+
+@pytest.mark.postgresql
+def test_upgrade_drops_the_data_foreign_key_on_postgresql(postgresql_url: str, open_store: Opener) -> None:
+    """`code-wake upgrade` drops the key an older code_wake made; writers and readers work either way."""
+    before = stored(open_store(postgresql_url).insert_event(process_info(), {"k": "before"}, sync=True))
+    _add_data_foreign_key(postgresql_url)
+    store = open_store(postgresql_url)
+    during = stored(store.insert_event(process_info(), {"k": "during"}, sync=True))
+    assert _data_foreign_keys(store) == ["events"]
+    steps = store.upgrade(dry_run=True)
+    assert len(steps) == 1 and "events_data_event_id_fkey" in steps[0]
+    assert _data_foreign_keys(store) == ["events"]  # a dry run changes nothing
+    assert store.upgrade() == steps
+    assert _data_foreign_keys(store) == []
+    assert store.upgrade(dry_run=True) == []
+    after = stored(store.insert_event(process_info(), {"k": "after"}, sync=True))
+    assert [store.get_event_by_id(e.id) for e in (before, during, after)] == [before, during, after]
+
+
+@pytest.mark.mysql
+def test_mysql_keeps_an_older_data_foreign_key(mysql_url: str, open_store: Opener) -> None:
+    """MySQL checks the key at no measured cost: an upgrade leaves it, and has nothing to do."""
+    open_store(mysql_url).insert_event(process_info(), {"k": "before"}, sync=True)
+    _add_data_foreign_key(mysql_url)
+    store = open_store(mysql_url)
+    assert store.upgrade() == []
+    assert _data_foreign_keys(store) == ["events"]
+    assert stored(store.insert_event(process_info(), {"k": "after"}, sync=True)).data_dict() == {"k": "after"}
+
+
 @pytest.fixture
 def compat_copy(tmp_path: Path) -> Iterator[Path]:
     """A copy of the database pycodewake 0.2.2 wrote (the original is never opened)."""
