@@ -34,6 +34,7 @@ __all__ = [
     "EventPolicy",
     "ExcChain",
     "NormalisedData",
+    "Pairs",
     "PendingEvent",
     "ProcessRef",
     "data_digest",
@@ -46,6 +47,7 @@ ProcessRef: TypeAlias = "ProcessInfo | int"
 """Whose event it is: a stored process id, or a process the store has not registered yet."""
 
 Pairs: TypeAlias = tuple[tuple[str, "str | None"], ...]
+"""An event's data once normalised (`PendingEvent.data`): ``(key, value)`` pairs, keys may repeat."""
 
 
 class NormalisedData(tuple[tuple[str, "str | None"], ...]):
