@@ -103,7 +103,8 @@ class TestWriting:
 
     def test_sync_callers_in_a_batch_get_their_own_records(self, tmp_path: Path) -> None:
         """Waiters among queued events and flush markers each get their own event's record (SQLite)."""
-        store = GatedSqlite(f"sqlite:///{tmp_path / 'queue.db'}", queue_settings=QueueSettings(batch_size=100))
+        url = f"sqlite:///{tmp_path / 'queue.db'}"
+        store = GatedSqlite(url, queue_settings=QueueSettings(batch_size=100))
         proc = Process(store=store, app_name="app")
         try:
             store.gate.clear()

@@ -660,7 +660,7 @@ class StoreContract:
         assert [records[p].data_dict()["w"] for p in (1, 4)] == ["1", "4"]
         for record in records.values():
             assert store.get_event_by_id(record.id) == record
-        stored_values = [e.data_dict()["w"] for e in store.get_events_by_data([("batch", "wanted")])]
+        stored_values = [str(e.data_dict()["w"]) for e in store.get_events_by_data([("batch", "wanted")])]
         assert sorted(stored_values) == [str(n) for n in range(6)]
         assert store.write_events([policy.build(process.id, {"batch": "wanted"})], ()) == {}
         assert len(store.get_events_by_data([("batch", "wanted")])) == 7
