@@ -23,7 +23,16 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from . import _exit
-from ._queue_items import Item, State, Waiter, event_bytes, event_of, events_in, waited_positions
+from ._queue_items import (
+    Item,
+    State,
+    Waiter,
+    event_bytes,
+    event_of,
+    events_in,
+    waited_positions,
+    waiters_in,
+)
 from ._queue_ledger import Ledger
 from ._queue_settings import QueueSettings, QueueStats
 from ._queue_spool import SpoolSide, open_spool
@@ -274,7 +283,8 @@ class EventQueue:
     def _write(self, batch: list[Item], deadline: float | None = None) -> None:
         """Write a batch, retrying with backoff; set it aside after ``retry_for`` seconds or at `deadline`."""
         pending = events_in(batch)
-        wanted = waited_positions(batch)
+        waiters = waiters_in(batch)
+        wanted = waited_positions(waiters)
         give_up_at = time.monotonic() + self.settings.retry_for
         if deadline is not None:
             give_up_at = min(give_up_at, deadline)
@@ -307,7 +317,7 @@ class EventQueue:
                 delay = min(delay * 2, 5.0)
                 continue
             if self._claim(batch):
-                self._delivered(batch, records)
+                self._delivered(len(pending), waiters, records)
             return
 
     def _claim(self, batch: list[Item]) -> bool:
@@ -319,17 +329,14 @@ class EventQueue:
             self._current = None
             return True
 
-    def _delivered(self, batch: list[Item], records: Mapping[int, EventRecord]) -> None:
-        """Count `batch` written, and hand its waiters their records (`records`: by the event's position)."""
-        self._ledger.written(sum(1 for item in batch if event_of(item) is not None))
-        position = 0
-        for item in batch:
-            event = event_of(item)
-            if isinstance(item, Waiter):
-                item.record = None if event is None else records[position]
-                item.done.set()
-            if event is not None:
-                position += 1
+    def _delivered(
+        self, written: int, waiters: list[tuple[Waiter, int | None]], records: Mapping[int, EventRecord]
+    ) -> None:
+        """Count `written` events, and hand each waiter its event's record (`records`: by position)."""
+        self._ledger.written(written)
+        for waiter, position in waiters:
+            waiter.record = None if position is None else records[position]
+            waiter.done.set()
         if self._counts.unrecorded_drops:
             self._aside.record_drops()
 
@@ -342,8 +349,9 @@ class EventQueue:
         """
         for position, item in enumerate(batch):
             event = event_of(item)
+            waiters = waiters_in([item])
             try:
-                records = {} if event is None else self.store.write_events([event], waited_positions([item]))
+                records = {} if event is None else self.store.write_events([event], waited_positions(waiters))
             except Exception as exc:  # noqa: BLE001 - one event refused: count it, keep going
                 if position == 0 and not isinstance(exc, StoreRefusedError):
                     return False
@@ -353,7 +361,7 @@ class EventQueue:
                 continue
             if position == 0 and not self._claim(batch):
                 return True
-            self._delivered([item], records)
+            self._delivered(0 if event is None else 1, waiters, records)
         return True
 
     def _reject(self, item: Item, exc: Exception) -> None:

@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 from .event import PendingEvent, ProcessRef
 from .records import EventRecord
 
-__all__ = ["Counters", "Item", "State", "Waiter", "event_bytes", "event_of", "events_in", "waited_positions"]
+__all__ = [
+    "Counters",
+    "Item",
+    "State",
+    "Waiter",
+    "event_bytes",
+    "event_of",
+    "events_in",
+    "waited_positions",
+    "waiters_in",
+]
 
 # What an event costs in memory while it waits, measured with tracemalloc on
 # CPython 3.11: the named tuple, its time, its deque slot and data tuple; each
@@ -67,17 +77,24 @@ def events_in(batch: Sequence[Item]) -> list[PendingEvent]:
     return [event for event in map(event_of, batch) if event is not None]
 
 
-def waited_positions(batch: Sequence[Item]) -> list[int]:
-    """The positions, among the events of a batch (`events_in`), of those a caller waits on."""
-    positions: list[int] = []
+def waiters_in(batch: Sequence[Item]) -> list[tuple[Waiter, int | None]]:
+    """Each waiter of a batch, with its event's position among the batch's events (`events_in`).
+
+    The position is None for a flush marker, which waits for no event of its own.
+    """
+    waiters: list[tuple[Waiter, int | None]] = []
     position = 0
     for item in batch:
         if isinstance(item, Waiter):
-            if item.event is None:
-                continue
-            positions.append(position)
-        position += 1
-    return positions
+            waiters.append((item, None if item.event is None else position))
+        if event_of(item) is not None:
+            position += 1
+    return waiters
+
+
+def waited_positions(waiters: Sequence[tuple[Waiter, int | None]]) -> list[int]:
+    """The positions of the events `waiters` (of `waiters_in`) wait for: the records to ask the store for."""
+    return [position for _, position in waiters if position is not None]
 
 
 @dataclass

@@ -86,9 +86,12 @@ def data_event_keys(conn: sa.Connection) -> list[str]:
     reading and share-locking the event for every data row; SQLite and
     MySQL check theirs at no measurable cost, and keep them.
     """
-    if conn.dialect.name != "postgresql" or not sa.inspect(conn).has_table(events_data.name):
+    if conn.dialect.name != "postgresql":
         return []
-    keys = sa.inspect(conn).get_foreign_keys(events_data.name)
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(events_data.name):
+        return []
+    keys = inspector.get_foreign_keys(events_data.name)
     return sorted(str(key["name"]) for key in keys if key["referred_table"] == events.name and key["name"])
 
 

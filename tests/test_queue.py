@@ -6,12 +6,13 @@ import logging
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from code_wake import EventRecord, PendingEvent, Process, QueueSettings, QueueStore, StoreError
+from code_wake._queue_items import Waiter, events_in, waited_positions, waiters_in
 from code_wake.errors import StoreRefusedError
 from code_wake.event import EventPolicy
 from code_wake.testing import MemoryStore
@@ -64,6 +65,16 @@ class GatedSqlite(Sql14QueueStore):
         self.entered.set()
         self.gate.wait()
         return super().write_events(events, wanted)
+
+
+def soon(condition: Callable[[], bool]) -> bool:
+    """Whether `condition` holds within 10 s: for states no flush can wait for (a held writer, a linger)."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def event(n: int, process: int = 1) -> PendingEvent:
@@ -125,11 +136,12 @@ class TestWriting:
                     callers[-1].start()
                 else:
                     proc.log({"n": str(n)})
-            while store.queue_stats.pending < 11:  # 1 held + 10 queued, the 4 sync ones among them
-                time.sleep(0.01)
+            # The writer is held, so no flush can tell: 1 held + 10 queued, the 4 sync ones among them.
+            assert soon(lambda: store.queue_stats.pending == 11)
             store.gate.set()
             for caller in callers:
                 caller.join(10)
+                assert not caller.is_alive()
             assert sorted(records) == [0, 3, 6, 9]
             for n, record in records.items():
                 assert record is not None
@@ -140,6 +152,15 @@ class TestWriting:
         finally:
             store.gate.set()
             store.close(timeout=5)
+
+    def test_waiters_are_paired_with_their_events_positions(self) -> None:
+        """A sync event's position counts the batch's events only; a flush marker has none."""
+        first, second = Waiter(event(1)), Waiter(event(3))
+        markers = [Waiter(None), Waiter(None)]
+        batch = [event(0), markers[0], first, event(2), markers[1], second]
+        assert waiters_in(batch) == [(markers[0], None), (first, 1), (markers[1], None), (second, 3)]
+        assert waited_positions(waiters_in(batch)) == [1, 3]
+        assert [e.data for e in events_in(batch)] == [event(n).data for n in range(4)]
 
     def test_process_log_sync_through_the_queue(self, store: QueuedStore) -> None:
         """Process().log(sync=True) returns the event whatever the store."""
@@ -154,12 +175,7 @@ class TestWriting:
 
 def written_soon(store: QueuedStore, count: int) -> bool:
     """Whether `count` events are written within 10 s, without a flush (which would end a linger)."""
-    deadline = time.monotonic() + 10
-    while store.queue_stats.written < count:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+    return soon(lambda: store.queue_stats.written >= count)
 
 
 class TestLinger:
