@@ -23,10 +23,11 @@ DDL cannot be rolled back) is finished by the next one:
   rows (no row is rewritten); queries find them either way.
 
 One change needs no new version, since every reader and writer works with
-either layout: on PostgreSQL, the foreign key of ``events_data.event_id``
-is dropped (`drop_data_event_keys`), by an upgrade of an older version and
-by ``code-wake upgrade`` (`upgrade_layout`), never by a writer's first use
-of a database at our version: it takes an exclusive lock on ``events``.
+either layout: on PostgreSQL, the foreign keys of ``events`` and
+``events_data``, which it checks row by row, are dropped (`drop_row_checked_keys`),
+by an upgrade of an older version and by ``code-wake upgrade``
+(`upgrade_layout`), never by a writer's first use of a database at our
+version: each takes an exclusive lock on its table and the one it refers to.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from .schema import (
     schema_version,
 )
 
-__all__ = ["data_event_keys", "drop_data_event_keys", "ensure_schema", "upgrade_layout"]
+__all__ = ["drop_row_checked_keys", "ensure_schema", "row_checked_keys", "upgrade_layout"]
 
 _PG_LOCK_KEY = 0x636F64655F77616B  # "code_wak": an arbitrary, fixed advisory lock key
 _LOCK_WAIT_SECONDS = 120
@@ -75,33 +76,34 @@ def ensure_schema(connect: Callable[[], sa.Connection], where: str) -> None:
 def upgrade_layout(connect: Callable[[], sa.Connection]) -> None:
     """What ``code-wake upgrade`` does past `ensure_schema`: the layout changes no writer makes by itself."""
     with connect() as conn, _schema_lock(conn):
-        drop_data_event_keys(conn)
+        drop_row_checked_keys(conn)
         conn.commit()
 
 
-def data_event_keys(conn: sa.Connection) -> list[str]:
-    """PostgreSQL: the names of the foreign keys from ``events_data`` to ``events`` (empty elsewhere).
+def row_checked_keys(conn: sa.Connection) -> list[tuple[str, str, str]]:
+    """PostgreSQL: the foreign keys of ``events`` and ``events_data``, as (table, column, name).
 
-    Databases made before they were left out have one. PostgreSQL checks it by
-    reading and share-locking the event for every data row; SQLite and
-    MySQL check theirs at no measurable cost, and keep them.
+    Databases made before they were left out have them. PostgreSQL checks one
+    by reading and share-locking the referred row for every row written;
+    SQLite and MySQL check theirs at no measurable cost, and keep them: empty there.
     """
     if conn.dialect.name != "postgresql":
         return []
     inspector = sa.inspect(conn)
-    if not inspector.has_table(events_data.name):
-        return []
-    keys = inspector.get_foreign_keys(events_data.name)
-    return sorted(str(key["name"]) for key in keys if key["referred_table"] == events.name and key["name"])
+    found = []
+    for table in (events, events_data):
+        if inspector.has_table(table.name):
+            for key in inspector.get_foreign_keys(table.name):
+                if key["name"]:
+                    found.append((table.name, ", ".join(key["constrained_columns"]), str(key["name"])))
+    return sorted(found)
 
 
-def drop_data_event_keys(conn: sa.Connection) -> None:
-    """Drop the keys `data_event_keys` names."""
+def drop_row_checked_keys(conn: sa.Connection) -> None:
+    """Drop the keys `row_checked_keys` names."""
     preparer = conn.dialect.identifier_preparer
-    for name in data_event_keys(conn):
-        conn.exec_driver_sql(
-            f"ALTER TABLE {preparer.format_table(events_data)} DROP CONSTRAINT {preparer.quote(name)}"
-        )
+    for table, _, name in row_checked_keys(conn):
+        conn.exec_driver_sql(f"ALTER TABLE {preparer.quote(table)} DROP CONSTRAINT {preparer.quote(name)}")
 
 
 def _check_version(conn: sa.Connection, where: str) -> int | None:
@@ -153,7 +155,7 @@ def _create_or_upgrade(conn: sa.Connection, version: int | None) -> None:
         _upgrade(conn, version or 0)
         if (version or 0) < 3:
             _add_exception_chains(conn)
-        drop_data_event_keys(conn)
+        drop_row_checked_keys(conn)
     conn.execute(sa.delete(schema_version))
     conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ._migrate import data_event_keys
+from ._migrate import row_checked_keys
 from .schema import SCHEMA_VERSION, metadata, schema_version
 
 __all__ = ["plan"]
@@ -27,9 +27,9 @@ def plan(conn: sa.Connection) -> list[str]:
     if schema_version.name in ours:
         version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
     layout = [
-        f"drop the foreign key {name} of events_data.event_id: PostgreSQL checked it for every data row "
-        "(it locks the events table for a moment)"
-        for name in data_event_keys(conn)
+        f"drop the foreign key {name} of {table}.{column}: PostgreSQL checked it for every row written "
+        f"(it locks {table} for a moment)"
+        for table, column, name in row_checked_keys(conn)
     ]
     if version is not None and int(version) >= SCHEMA_VERSION:
         return layout

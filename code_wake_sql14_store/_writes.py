@@ -24,6 +24,7 @@ from ._counts import CountRow, add_counts
 from ._database import Database, chunks, outcome_unknown, transient
 from ._digests import DataDigests
 from ._records import chain_text, clip, clip_data, event_record, process_values
+from ._references import MissingReferences, ids_locking_references, insert_one_locking
 from ._traces import StackTraces
 from .schema import LONG_TEXT_LIMIT, NAME_LENGTH, call_sites, events, events_data, processes, stacktraces
 
@@ -50,6 +51,8 @@ class _EventRow(NamedTuple):
     call_site_id: int | None
 
 
+_ID_AND_EVENT_COLUMNS = ("id", *_EventRow._fields)
+
 _DATA_COLUMNS = ("event_id", "key", "val", "when_ts")
 """The ``events_data`` columns a batch writes, in the order of its row tuples."""
 
@@ -62,6 +65,8 @@ class EventWriter:
         self._traces = traces
         self._sites = sites
         self._digests = DataDigests()
+        self._locks_references = db.dialect == "postgresql"
+        """Whether to lock the rows the events refer to by hand: PostgreSQL's events have no foreign keys."""
         self._unsure: list[_EventRow] | None = None
         """The rows of the last batch whose COMMIT got no answer: it may be stored already."""
         self._landed: dict[_EventRow, int] = {}
@@ -82,10 +87,11 @@ class EventWriter:
         datas = [clip_data(event.data) for event in events]
         try:
             ids, rows = self._write_batch(events, owners, traces, datas)
-        except sa.exc.IntegrityError:
+        except (sa.exc.IntegrityError, MissingReferences):
             # A prune may have removed a process, stack trace or call site this store
             # still knows (a quiet, long-running process; a trace or a line of code
-            # last seen long ago). Store them again and try once more; any other
+            # last seen long ago): a foreign key refused the rows, or
+            # `ids_locking_references` found one gone. Store them again and try once more; any other
             # violation raises again.
             if not self._restore_references(owners, traces):
                 raise
@@ -171,6 +177,14 @@ class EventWriter:
         return found
 
     def _insert_event_rows(self, conn: sa.Connection, rows: list[_EventRow]) -> list[int]:
+        if self._locks_references and len(rows) == 1:
+            return [insert_one_locking(conn, rows[0])]
+        if self._locks_references:
+            # PostgreSQL: the ids and the locks in one round trip, then one INSERT.
+            ids = ids_locking_references(conn, rows)
+            with_ids = [(event_id, *row) for event_id, row in zip(ids, rows, strict=True)]
+            self._db.batch.insert_rows(conn, events, _ID_AND_EVENT_COLUMNS, with_ids)
+            return ids
         if len(rows) == 1:
             return [new_id(conn.execute(_INSERT_EVENT, rows[0]._asdict()))]
         return self._db.batch.insert_events(conn, events, _EventRow._fields, rows)

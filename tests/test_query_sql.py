@@ -316,6 +316,19 @@ def test_a_writer_goes_on_after_another_store_pruned(db_url: str, open_store: Op
     assert [g.count for g in pruner.query_trace_groups(EventFilter(app="quiet"))] == [1]
 
 
+def test_a_batch_goes_on_after_another_store_pruned(db_url: str, open_store: Opener) -> None:
+    """The same through a batch of several events (PostgreSQL locks the process in the batch's id query)."""
+    writer = open_store(db_url)
+    quiet = writer.insert_process(process_info(app_name="quiet", run_ts=DAY0 - HOUR))
+    pruner = open_store(db_url)
+    pruner.insert_process(process_info(app_name="busy"))
+    assert pruner.prune(DAY0 + HOUR).processes == 1
+    batch = [writer.event_policy.build(quiet.id, {"n": str(n)}, when_ts=DAY0 + 2 * HOUR) for n in range(3)]
+    records = writer.insert_events(batch)
+    assert pruner.get_process_by_id(quiet.id) == quiet
+    assert [pruner.get_event_by_id(record.id) for record in records] == records
+
+
 def test_a_writer_holding_a_pruned_trace(db_url: str, open_store: Opener) -> None:
     """A trace removed under a writer that cached it is stored again (under a new id) on its next use."""
     writer = open_store(db_url)

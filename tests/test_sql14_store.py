@@ -410,28 +410,40 @@ def test_batch_ids_are_in_order(db_url: str, open_store: Opener) -> None:
 # -- pycodewake 0.2 databases ---------------------------------------------------------------------
 
 
-def _data_foreign_keys(store: Sql14Store) -> list[str]:
+def _foreign_keys(store: Sql14Store, table: str) -> list[str]:
+    """The tables `table`'s foreign keys refer to."""
     with store.engine.connect() as conn:
-        return [str(key["referred_table"]) for key in sa.inspect(conn).get_foreign_keys("events_data")]
+        return sorted(str(key["referred_table"]) for key in sa.inspect(conn).get_foreign_keys(table))
 
 
-def _add_data_foreign_key(url: str) -> None:
-    """Give a database the foreign key ``events_data.event_id -> events.id`` that older code_wake made."""
+EVENT_KEYS = ["call_sites", "processes", "stacktraces"]
+
+_OLDER_KEYS = {
+    "events_data_event_id_fkey": "events_data (event_id) REFERENCES events (id)",
+    "events_process_id_fkey": "events (process_id) REFERENCES processes (id)",
+    "events_stacktrace_id_fkey": "events (stacktrace_id) REFERENCES stacktraces (id)",
+    "events_call_site_id_fkey": "events (call_site_id) REFERENCES call_sites (id)",
+}
+
+
+def _add_older_foreign_keys(url: str, names: list[str]) -> None:
+    """Give a database the foreign keys `names` that older code_wake made (see `_OLDER_KEYS`)."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "ALTER TABLE events_data ADD CONSTRAINT events_data_event_id_fkey "
-            "FOREIGN KEY (event_id) REFERENCES events (id)"
-        )
+        for name in names:
+            table, _, reference = _OLDER_KEYS[name].partition(" ")
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY {reference}")
     engine.dispose()
 
 
-def test_data_rows_have_no_foreign_key(db_url: str, open_store: Opener) -> None:
-    """A new database's events_data refers to its event without a foreign key; prune still takes both."""
+def test_foreign_keys_of_a_new_database(db_url: str, open_store: Opener) -> None:
+    """events_data refers to its event without a key; events to its process, trace and site with keys
+    but on PostgreSQL, which checks them row by row. Prune still takes events and data rows together."""
     store = open_store(db_url)
     old = stored(store.insert_event(process_info(), {"k": "old"}, when_ts=1_000.0, sync=True))
     new = stored(store.insert_event(process_info(), {"k": "new"}, sync=True))
-    assert _data_foreign_keys(store) == []
+    assert _foreign_keys(store, "events_data") == []
+    assert _foreign_keys(store, "events") == ([] if store.engine.dialect.name == "postgresql" else EVENT_KEYS)
     report = store.prune(before_ts=2_000.0)
     assert (report.events, report.data) == (1, 1)
     assert store.get_event_by_id(old.id) is None
@@ -442,18 +454,19 @@ def test_data_rows_have_no_foreign_key(db_url: str, open_store: Opener) -> None:
 
 
 @pytest.mark.postgresql
-def test_upgrade_drops_the_data_foreign_key_on_postgresql(postgresql_url: str, open_store: Opener) -> None:
-    """`code-wake upgrade` drops the key an older code_wake made; writers and readers work either way."""
+def test_upgrade_drops_the_row_checked_keys_on_postgresql(postgresql_url: str, open_store: Opener) -> None:
+    """`code-wake upgrade` drops the keys an older code_wake made; writers and readers work either way."""
     before = stored(open_store(postgresql_url).insert_event(process_info(), {"k": "before"}, sync=True))
-    _add_data_foreign_key(postgresql_url)
+    _add_older_foreign_keys(postgresql_url, list(_OLDER_KEYS))
     store = open_store(postgresql_url)
     during = stored(store.insert_event(process_info(), {"k": "during"}, sync=True))
-    assert _data_foreign_keys(store) == ["events"]
+    assert (_foreign_keys(store, "events_data"), _foreign_keys(store, "events")) == (["events"], EVENT_KEYS)
     steps = store.upgrade(dry_run=True)
-    assert len(steps) == 1 and "events_data_event_id_fkey" in steps[0]
-    assert _data_foreign_keys(store) == ["events"]  # a dry run changes nothing
+    assert sorted(next(name for name in _OLDER_KEYS if name in step) for step in steps) == sorted(_OLDER_KEYS)
+    assert "events.call_site_id" in steps[0] and "events_data.event_id" in steps[-1]
+    assert _foreign_keys(store, "events") == EVENT_KEYS  # a dry run changes nothing
     assert store.upgrade() == steps
-    assert _data_foreign_keys(store) == []
+    assert (_foreign_keys(store, "events_data"), _foreign_keys(store, "events")) == ([], [])
     assert store.upgrade(dry_run=True) == []
     after = stored(store.insert_event(process_info(), {"k": "after"}, sync=True))
     assert [store.get_event_by_id(e.id) for e in (before, during, after)] == [before, during, after]
@@ -463,10 +476,10 @@ def test_upgrade_drops_the_data_foreign_key_on_postgresql(postgresql_url: str, o
 def test_mysql_keeps_an_older_data_foreign_key(mysql_url: str, open_store: Opener) -> None:
     """MySQL checks the key at no measured cost: an upgrade leaves it, and has nothing to do."""
     open_store(mysql_url).insert_event(process_info(), {"k": "before"}, sync=True)
-    _add_data_foreign_key(mysql_url)
+    _add_older_foreign_keys(mysql_url, ["events_data_event_id_fkey"])
     store = open_store(mysql_url)
     assert store.upgrade() == []
-    assert _data_foreign_keys(store) == ["events"]
+    assert _foreign_keys(store, "events_data") == ["events"]
     assert stored(store.insert_event(process_info(), {"k": "after"}, sync=True)).data_dict() == {"k": "after"}
 
 
