@@ -64,8 +64,14 @@ def count_rows(rows: Iterable[CountRow], spans: tuple[int, ...] = LEVELS) -> dic
         tally = fine.get(key)
         if tally is None:
             fine[key] = [1, when_ts, when_ts, event_id]
-        else:
-            _merge(tally, (1, when_ts, when_ts, event_id))
+            continue
+        # `_merge` of one event, written out: this runs for every event written.
+        tally[0] += 1
+        if when_ts < tally[1]:
+            tally[1] = when_ts
+        elif when_ts > tally[2]:
+            tally[2] = when_ts
+        tally[3] = max(tally[3], event_id)
     tallies: dict[CountKey, list[Any]] = {}
     for span in spans:
         for (_, bucket, app_id, vsn_id, env_id, trace_id, exc_type), tally in fine.items():

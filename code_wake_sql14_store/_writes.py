@@ -52,6 +52,7 @@ class _EventRow(NamedTuple):
 
 
 _ID_AND_EVENT_COLUMNS = ("id", *_EventRow._fields)
+"""The ``events`` columns of a batch whose ids were taken beforehand (PostgreSQL)."""
 
 _DATA_COLUMNS = ("event_id", "key", "val", "when_ts")
 """The ``events_data`` columns a batch writes, in the order of its row tuples."""
@@ -90,9 +91,9 @@ class EventWriter:
         except (sa.exc.IntegrityError, MissingReferences):
             # A prune may have removed a process, stack trace or call site this store
             # still knows (a quiet, long-running process; a trace or a line of code
-            # last seen long ago): a foreign key refused the rows, or
-            # `ids_locking_references` found one gone. Store them again and try once more; any other
-            # violation raises again.
+            # last seen long ago): a foreign key refused the rows, or on PostgreSQL
+            # the lock found one gone (`_references`). Store them again and try once
+            # more; any other violation raises again.
             if not self._restore_references(owners, traces):
                 raise
             traces = self._traces.for_events(events)
