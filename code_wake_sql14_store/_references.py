@@ -12,10 +12,10 @@ batch of 500 events refers to a handful of rows. So its new databases have no
 such keys, and the writer takes the same lock, ``FOR KEY SHARE``, once per
 referred row, in its batch's transaction, in a statement it sent anyway: the
 one that takes a batch's ids (`ids_locking_references`), or a lone event's
-INSERT (`insert_one_locking`). Prune locks a row
-``FOR UPDATE`` before it deletes it (`_prune`): it waits for the writer's
-commit, and then sees its events; or it got there first, and the writer
-waits for it, and finds the row gone.
+INSERT (`insert_one_locking`). Prune locks a row ``FOR UPDATE`` before it
+deletes it (`_prune`): it waits for the writer's commit, and then sees its
+events; or it got there first, and the writer waits for it, and finds the
+row gone.
 """
 
 from __future__ import annotations
@@ -84,9 +84,8 @@ def _referred(rows: Sequence[Referring]) -> dict[str, list[int]]:
     return {table: sorted(set(map(attrgetter(column), rows)) - {None}) for column, table in EVENT_REFERENCES}
 
 
-def _missing(referred: dict[str, list[int]], counts: Sequence[int]) -> MissingReferences:
-    short = [table for (table, ids), count in zip(referred.items(), counts, strict=True) if count < len(ids)]
-    return MissingReferences(f"rows of {', '.join(short)} that the events refer to were removed")
+def _missing(tables: Sequence[str]) -> MissingReferences:
+    return MissingReferences(f"a row of {' or '.join(tables)} that the events refer to was removed")
 
 
 def ids_locking_references(conn: sa.Connection, rows: Sequence[Referring]) -> list[int]:
@@ -98,8 +97,9 @@ def ids_locking_references(conn: sa.Connection, rows: Sequence[Referring]) -> li
     referred = _referred(rows)
     result = conn.execute(_IDS_AND_LOCKS, {"count": len(rows), **referred}).all()
     counts = result[0][1:]
-    if any(count < len(ids) for ids, count in zip(referred.values(), counts, strict=True)):
-        raise _missing(referred, counts)
+    short = [table for (table, ids), count in zip(referred.items(), counts, strict=True) if count < len(ids)]
+    if short:
+        raise _missing(short)
     return [int(row[0]) for row in result]
 
 
@@ -113,5 +113,5 @@ def insert_one_locking(conn: sa.Connection, row: Referring) -> int:
     params = {**row._asdict(), **referred, "referred": sum(map(len, referred.values()))}
     new_id = conn.execute(_INSERT_ONE, params).scalar()
     if new_id is None:
-        raise _missing(referred, [0] * len(referred))
+        raise _missing([table for table, ids in referred.items() if ids])
     return int(new_id)

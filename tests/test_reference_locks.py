@@ -1,7 +1,8 @@
 """PostgreSQL without foreign keys on ``events``: a writer and a prune in either order lose nothing.
 
 The writer share-locks the process, trace and call site its batch refers to
-(`_references.ids_locking_references`); prune locks what it deletes ``FOR UPDATE``.
+(`_references`: in a batch's id query, in a lone event's INSERT); prune locks
+what it deletes ``FOR UPDATE``.
 Each test holds one side inside its transaction, at the lock, while the
 other runs into it, and waits until PostgreSQL reports the other side
 waiting for that lock; then lets go. No sleeps: the server says who waits.
@@ -22,6 +23,8 @@ from code_wake_sql14_store import Sql14Store, _references
 from code_wake_sql14_store.schema import events, processes
 
 pytestmark = pytest.mark.postgresql
+
+Opener = Callable[[str], Sql14Store]
 
 WAIT_SECONDS = 30.0
 
@@ -44,6 +47,7 @@ def waiting_for_a_lock(engine: sa.Engine, fragment: str) -> bool:
 
 
 def soon(condition: Callable[[], bool]) -> None:
+    """Return once `condition` holds; fail after `WAIT_SECONDS`."""
     for _ in range(int(WAIT_SECONDS / 0.01)):
         if condition():
             return
@@ -98,7 +102,7 @@ def write(writer: Sql14Store, process: ProcessRecord, count: int) -> list[EventR
     return writer.insert_events(batch)
 
 
-def test_a_new_postgresql_database_has_no_keys_on_events(postgresql_url: str, open_store: Any) -> None:
+def test_a_new_postgresql_database_has_no_keys_on_events(postgresql_url: str, open_store: Opener) -> None:
     store = open_store(postgresql_url)
     stored(store.insert_event(process_info(), {"k": "v"}, sync=True))
     with store.engine.connect() as conn:
@@ -106,7 +110,7 @@ def test_a_new_postgresql_database_has_no_keys_on_events(postgresql_url: str, op
 
 
 def test_a_prune_first_makes_the_writer_store_the_process_again(
-    postgresql_url: str, open_store: Any, engine: sa.Engine, way: str
+    postgresql_url: str, open_store: Opener, engine: sa.Engine, way: str
 ) -> None:
     """The prune deletes the process under its lock; the writer waits, finds it gone, and puts it back."""
     writer, pruner = open_store(postgresql_url), open_store(postgresql_url)
@@ -123,7 +127,7 @@ def test_a_prune_first_makes_the_writer_store_the_process_again(
 
 
 def test_a_writer_first_keeps_the_prune_from_taking_its_process(
-    postgresql_url: str, open_store: Any, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, way: str
+    postgresql_url: str, open_store: Opener, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
     """The writer holds the process locked in its transaction; the prune waits, then sees its events."""
     writer, pruner = open_store(postgresql_url), open_store(postgresql_url)
