@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from code_wake.records import EventRecord, ProcessRecord
-from code_wake.testing.contract import DAY0, HOUR, process_info, stored
+from code_wake.testing.contract import DAY0, HOUR, process_info
 from code_wake_sql14_store import Sql14Store, _references
-from code_wake_sql14_store.schema import events, processes
+from code_wake_sql14_store.schema import processes
 
 pytestmark = pytest.mark.postgresql
 
@@ -100,13 +100,6 @@ def write(writer: Sql14Store, process: ProcessRecord, count: int) -> list[EventR
         writer.event_policy.build(process.id, {"n": str(n)}, when_ts=DAY0 + 2 * HOUR) for n in range(count)
     ]
     return writer.insert_events(batch)
-
-
-def test_a_new_postgresql_database_has_no_keys_on_events(postgresql_url: str, open_store: Opener) -> None:
-    store = open_store(postgresql_url)
-    stored(store.insert_event(process_info(), {"k": "v"}, sync=True))
-    with store.engine.connect() as conn:
-        assert sa.inspect(conn).get_foreign_keys(events.name) == []
 
 
 def test_a_prune_first_makes_the_writer_store_the_process_again(
