@@ -197,6 +197,7 @@ class TestFound:
     ) -> None:
         """Newest first, across pages; on SQLite read by site or by time, the same events."""
         if common:
+            monkeypatch.setattr(_event_pages, "_FEW_SITES", 1)
             monkeypatch.setattr(_event_pages, "_COMMON_EVENTS", 1)
         newest_first = sorted(all_events(store), key=lambda e: (e.when_ts, e.id), reverse=True)
         monkeypatch.setattr("code_wake_sql14_store._reading.PAGE", 2)
@@ -207,6 +208,23 @@ class TestFound:
             assert expected
             assert [e.id for e in store.query_events(EventFilter(where=where))] == expected
         assert [e.id for e in store.query_events(EventFilter(where={"level": "DEBUG"}))] == []
+
+    @pytest.mark.usefixtures("logged")
+    def test_how_sqlite_reads_several_sites(self, store: Sql14Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        """By site up to `_FEW_SITES` sites, uncounted; past it, by time if they have many events.
+
+        Only where the call-site terms drive the page: a term of the events' own drives it otherwise.
+        """
+        monkeypatch.setattr(_event_pages, "_COMMON_EVENTS", 1)
+        by_time = {}
+        for few in (3, 2):
+            monkeypatch.setattr(_event_pages, "_FEW_SITES", few)
+            with store.engine.connect() as conn:
+                alone = _event_pages.TermPlan.of(conn, [("logger", LOGGER)])
+                with_own = _event_pages.TermPlan.of(conn, [("logger", LOGGER), ("customer", "c1")])
+            assert alone.site_ids is not None and len(alone.site_ids) == 3
+            by_time[few] = (alone.common, with_own.common)
+        assert by_time == {3: (False, False), 2: (store.engine.dialect.name == "sqlite", False)}
 
     @pytest.mark.usefixtures("logged")
     def test_analysis_queries(self, store: Sql14Store) -> None:
