@@ -162,7 +162,8 @@ class EventQueue:
         try:
             record = self._write_here(event)
         except Exception as exc:
-            self._aside.set_aside([event], reason="writing it at exit failed", exc=exc)
+            unsure = isinstance(exc, StoreError) and exc.maybe_stored
+            self._aside.set_aside([event], reason="writing it at exit failed", exc=exc, maybe_stored=unsure)
             if sync:
                 raise
             return None
@@ -214,7 +215,8 @@ class EventQueue:
                     self._write(batch)
                 batch = []
         except BaseException as exc:  # noqa: BLE001 - the worker must not die silently; the next event restarts it
-            self._aside.set_aside_batch(batch, exc)
+            # Stopped anywhere in a write, perhaps after its COMMIT: the delivery looks before writing.
+            self._aside.set_aside_batch(batch, exc, maybe_stored=True)
             report_problem("queue-worker", "the queue's writer thread stopped unexpectedly", exc)
         finally:
             if self.state is _RUNNING:
@@ -289,6 +291,7 @@ class EventQueue:
         if deadline is not None:
             give_up_at = min(give_up_at, deadline)
         delay, failures = 0.05, 0
+        maybe_stored = False
         self._current = batch
         while True:
             try:
@@ -296,6 +299,8 @@ class EventQueue:
             except Exception as exc:  # noqa: BLE001 - any store failure is retried; what is given up is counted
                 failures += 1
                 self._failing = True
+                # Once a try may have committed, the batch may be stored, whatever the later tries say.
+                maybe_stored = maybe_stored or (isinstance(exc, StoreError) and exc.maybe_stored)
                 # A refusal is final (schema too new, a value refused): find the refused events now,
                 # rather than retry them for retry_for; other failures get two tries first.
                 refused = isinstance(exc, StoreRefusedError)
@@ -307,7 +312,7 @@ class EventQueue:
                     or (self.state is State.CLOSED and deadline is None)
                 ):
                     if self._claim(batch):
-                        self._aside.set_aside_batch(batch, exc)
+                        self._aside.set_aside_batch(batch, exc, maybe_stored=maybe_stored)
                     return
                 self._ledger.retried()
                 report_problem("queue-retry", "writing queued events failed; retrying", exc)
@@ -444,8 +449,8 @@ class EventQueue:
             stuck, self._current = self._current, None
         if stuck is not None:
             # The worker's try outlasted the deadline (a dead connection): its batch goes to the spool
-            # too. Should that try still commit in its last instant, the spool holds it a second time.
-            self._aside.set_aside_batch(stuck, reason="exit deadline")
+            # too, marked: should that try still commit in its last instant, the delivery finds it stored.
+            self._aside.set_aside_batch(stuck, reason="exit deadline", maybe_stored=True)
 
     def close(self, timeout: float | None = 5.0) -> bool:
         """Flush within `timeout` and stop the worker; True if the flush got through in time.

@@ -61,16 +61,16 @@ def spool_directory_of(store: Store, settings: QueueSettings) -> Path | None:
 def write_to(store: Store) -> WriteBatch:
     """How a delivery writes a batch from the spool to `store`: whole, or one by one around refusals."""
 
-    def write(events: list[PendingEvent]) -> int:
+    def write(events: list[PendingEvent], maybe_stored: list[bool]) -> int:
         try:
-            store.write_events(events, ())
+            store.write_spooled(events, maybe_stored)
             return 0
         except StoreRefusedError:
             pass
         refused = 0
-        for event in events:
+        for event, flag in zip(events, maybe_stored, strict=True):
             try:
-                store.write_events([event], ())
+                store.write_spooled([event], [flag])
             except StoreRefusedError as exc:
                 refused += 1
                 report_problem(
@@ -136,15 +136,20 @@ class SpoolSide:
             self.deliveries.now()
 
     def set_aside_batch(
-        self, batch: list[Item], exc: BaseException | None = None, reason: str = "the store kept failing"
+        self,
+        batch: list[Item],
+        exc: BaseException | None = None,
+        reason: str = "the store kept failing",
+        maybe_stored: bool = False,
     ) -> None:
         """Put a taken batch's events in the spool (or drop them); release its waiters.
 
         `exc` is the store's failure, if that is why: then the store counts as
-        down until a delivery from the spool works.
+        down until a delivery from the spool works. `maybe_stored`: a write of
+        the batch may have committed (`Spool.append`).
         """
         events = events_in(batch)
-        spooled = bool(events) and self.set_aside(events, reason=reason, exc=exc)
+        spooled = bool(events) and self.set_aside(events, reason=reason, exc=exc, maybe_stored=maybe_stored)
         if spooled and exc is not None:
             self.down = True
             self.deliveries.later()
@@ -163,6 +168,7 @@ class SpoolSide:
         reason: str,
         exc: BaseException | None = None,
         at_door: bool = False,
+        maybe_stored: bool = False,
     ) -> bool:
         """Append `events` (counted in flight) to the spool; True if they are there, False if dropped.
 
@@ -172,7 +178,7 @@ class SpoolSide:
         spooled = False
         if self.spool is not None:
             try:
-                self.spool.append(events)
+                self.spool.append(events, maybe_stored)
                 spooled = True
             except SpoolError as error:
                 failure = error

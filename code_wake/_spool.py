@@ -40,6 +40,7 @@ from ._spool_format import (
     read_header,
     read_records,
 )
+from ._spool_marks import add_mark, marks_of, remove_marks, remove_orphan_marks
 from .event import PendingEvent
 
 try:
@@ -103,8 +104,12 @@ class Spool:
         self._size = 0
         self._directory_bytes = 0
 
-    def append(self, events: Sequence[PendingEvent]) -> None:
-        """Add `events` at the end of this queue's file; `SpoolError` if they cannot all be added."""
+    def append(self, events: Sequence[PendingEvent], maybe_stored: bool = False) -> None:
+        """Add `events` at the end of this queue's file; `SpoolError` if they cannot all be added.
+
+        `maybe_stored`: the write they were taken from may have committed
+        them; they are marked so (`_spool_marks`), and their delivery looks first.
+        """
         data = encode_events(events)
         with self._lock:
             try:
@@ -113,6 +118,8 @@ class Spool:
                     self._directory_bytes = directory_bytes(self.directory)
                     if self._directory_bytes + len(data) > self.max_bytes:
                         raise SpoolError(f"the spool is full ({self.max_bytes} bytes) in {self.directory}")
+                if maybe_stored and self._path is not None:
+                    add_mark(self._path, self._size, self._size + len(data))
                 self._write_all(fd, data)
             except OSError as exc:
                 raise SpoolError(f"the spool in {self.directory} cannot be written: {exc}") from exc
@@ -212,8 +219,11 @@ class Delivery:
         return self.own + self.others
 
 
-WriteBatch = Callable[[list[PendingEvent]], int]
-"""Writes a batch to the store, returning how many of it the store refused for good; raises if it fails."""
+WriteBatch = Callable[[list[PendingEvent], list[bool]], int]
+"""Writes a batch to the store, returning how many of it the store refused for good; raises if it fails.
+
+The flags say which events may be stored already (`_spool_marks`): the store writes those only if not.
+"""
 
 
 def deliver_spool(
@@ -232,6 +242,7 @@ def deliver_spool(
             if fd is not None:
                 _deliver_file(path, fd, write, batch_size, delivery, stop)
     _clear_stale_starts(directory)
+    remove_orphan_marks(directory)
 
 
 def _files(directory: Path, suffix: str) -> list[Path]:
@@ -273,24 +284,27 @@ def _deliver_file(
             return
         header, start = found
         own = header.writer == delivery.own_writer
-        offset = max(start, _progress(path))
+        marks = marks_of(path)
         batch: list[PendingEvent] = []
-        end = offset
-        for payload, end in read_records(data, offset):
+        flags: list[bool] = []
+        batch_start = end = max(start, _progress(path))
+        for payload, record_end in read_records(data, end):
             try:
                 batch.append(decode_event(payload))
+                flags.append(marks.hold(end))
             except (ValueError, TypeError) as exc:
                 report_problem(
                     "spool-damaged", f"a record of the spool file {path} is not an event; skipped", exc
                 )
+            end = record_end
             if len(batch) >= batch_size:
-                _write_batch(batch, write, own, delivery)
+                _write_batch(path, (batch_start, end), batch, flags, write, own, delivery)
                 _note_progress(path, end)
-                batch = []
+                batch, flags, batch_start = [], [], end
                 if stop():
                     return
         if batch:
-            _write_batch(batch, write, own, delivery)
+            _write_batch(path, (batch_start, end), batch, flags, write, own, delivery)
         if end < size:
             delivery.torn += 1
             report_problem(
@@ -302,8 +316,18 @@ def _deliver_file(
     delivery.files += 1
 
 
-def _write_batch(batch: list[PendingEvent], write: WriteBatch, own: bool, delivery: Delivery) -> None:
-    rejected = write(batch)
+def _write_batch(
+    path: Path,
+    span: tuple[int, int],
+    batch: list[PendingEvent],
+    maybe_stored: list[bool],
+    write: WriteBatch,
+    own: bool,
+    delivery: Delivery,
+) -> None:
+    """Write `batch`, the records of `span` in `path`, marked first: cut short, it is looked for next time."""
+    add_mark(path, *span)
+    rejected = write(batch, maybe_stored)
     if own:
         delivery.own += len(batch) - rejected
         delivery.own_rejected += rejected
@@ -348,6 +372,7 @@ def _remove(path: Path) -> None:
     path.unlink()
     with contextlib.suppress(FileNotFoundError):
         _sidecar(path).unlink()
+    remove_marks(path)
 
 
 def _set_aside_damaged(path: Path, delivery: Delivery) -> None:

@@ -24,6 +24,10 @@ class StoreError(CodeWakeError):
     the original chained as ``__cause__``.
     """
 
+    maybe_stored: bool = False
+    """True when a write failed after its COMMIT was sent and no answer came: its events may be
+    stored. The queue marks them so in its spool, and their delivery looks before writing them."""
+
 
 class StoreUnavailableError(StoreError):
     """Raised when the store's database cannot be reached at all."""

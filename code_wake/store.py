@@ -113,6 +113,17 @@ class Store(ABC):
         records = self.insert_events(events)
         return {position: records[position] for position in wanted}
 
+    def write_spooled(self, events: Sequence[PendingEvent], maybe_stored: Sequence[bool]) -> None:
+        """Write `events` from a spool, but not those flagged in `maybe_stored` that are stored already.
+
+        A flagged event was set aside after a write nobody knows the outcome
+        of (its COMMIT got no answer, or the exit took it over mid-write), or
+        a delivery of it was cut short: it may be stored. An adapter that can
+        look events up overrides this to skip those it holds; this default
+        writes them all, so a flagged event may be stored twice.
+        """
+        self.write_events(events, ())
+
     def submit(self, event: PendingEvent, sync: bool = False) -> EventRecord | None:
         """Hand one pending event to the store; the door every log call goes through.
 

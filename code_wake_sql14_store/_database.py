@@ -175,7 +175,13 @@ class Database:
         try:
             yield
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc, operation, self.url) from exc
+            error = translate_error(exc, operation, self.url)
+            error.maybe_stored = outcome_unknown(exc)
+            raise error from exc
+        except StoreError as exc:
+            # Already code_wake's: a refused connection after an unanswered COMMIT (`_look`) is marked.
+            exc.maybe_stored = exc.maybe_stored or outcome_unknown(exc)
+            raise
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:

@@ -74,20 +74,25 @@ class EventWriter:
         """The rows of such a batch found stored after all, with their ids, until written again."""
 
     def insert_events(
-        self, events: Sequence[PendingEvent], owners: Sequence[ProcessRecord], wanted: Iterable[int]
+        self,
+        events: Sequence[PendingEvent],
+        owners: Sequence[ProcessRecord],
+        wanted: Iterable[int],
+        maybe_stored: Sequence[bool] = (),
     ) -> dict[int, EventRecord]:
         """Write `events` (of the processes `owners`, stored) in one transaction; the records of `wanted`.
 
         Records are made only for the positions in `wanted`: the queue's writer
         wants none for the events nobody waits on, and making them (a
         `DataItem` per value, an `EventRecord`) was a tenth of its time per log
-        record.
+        record. The events flagged in `maybe_stored` are written only if no
+        stored event is alike (`Store.write_spooled`).
         """
         # New stack traces commit on their own, before the batch.
         traces = self._traces.for_events(events)
         datas = [clip_data(event.data) for event in events]
         try:
-            ids, rows = self._write_batch(events, owners, traces, datas)
+            ids, rows = self._write_batch(events, owners, traces, datas, maybe_stored)
         except (sa.exc.IntegrityError, MissingReferences):
             # A prune may have removed a process, stack trace or call site this store
             # still knows (a quiet, long-running process; a trace or a line of code
@@ -97,7 +102,7 @@ class EventWriter:
             if not self._restore_references(owners, traces):
                 raise
             traces = self._traces.for_events(events)
-            ids, rows = self._write_batch(events, owners, traces, datas)
+            ids, rows = self._write_batch(events, owners, traces, datas, maybe_stored)
         return {
             p: event_record(ids[p], rows[p], owners[p], tuple(map(DataItem._make, datas[p])), traces[p])
             for p in wanted
@@ -109,6 +114,7 @@ class EventWriter:
         owners: Sequence[ProcessRecord],
         traces: Sequence[StacktraceRecord | None],
         datas: Sequence[Pairs],
+        maybe_stored: Sequence[bool],
     ) -> tuple[list[int], list[_EventRow]]:
         """The batch's one transaction: events, their data, their counts. Retried after a deadlock.
 
@@ -121,6 +127,8 @@ class EventWriter:
         rows = [_event_row(*of_one) for of_one in zip(events, owners, digests, traces, sites, strict=True)]
 
         found = self._already_stored(rows)
+        if any(maybe_stored):
+            found.update(self._stored_alike(rows, maybe_stored, found))
         if not found:
             return self._write_rows(rows, parts), rows
         # Some (or all) of them are stored already: write only the others.
@@ -176,6 +184,17 @@ class EventWriter:
                 if event_id is not None:
                     found[position] = event_id
         return found
+
+    def _stored_alike(
+        self, rows: list[_EventRow], maybe_stored: Sequence[bool], found: dict[int, int]
+    ) -> dict[int, int]:
+        """Those of `rows` flagged in `maybe_stored` (and not `found`) that are stored: position -> id."""
+        positions = [p for p, flag in enumerate(maybe_stored) if flag and p not in found]
+        if not positions:
+            return {}
+        with self._db.connect() as conn:
+            ids = _alike_ids(conn, [rows[p] for p in positions])
+        return {p: event_id for p, event_id in zip(positions, ids, strict=True) if event_id is not None}
 
     def _insert_event_rows(self, conn: sa.Connection, rows: list[_EventRow]) -> list[int]:
         if self._locks_references and len(rows) == 1:
@@ -273,24 +292,31 @@ def _present(conn: sa.Connection, column: sa.Column[Any], ids: Sequence[int]) ->
 def _stored_ids(conn: sa.Connection, rows: Sequence[_EventRow]) -> list[int] | None:
     """The ids of `rows` if every one of them is stored (their batch committed), else None.
 
-    An event is found by its process and exact time; a batch is one
-    transaction, so either all of it is there or none. Two events of one
-    process at the same instant take the ids in order.
+    A batch is one transaction, so either all of it is there or none.
+    """
+    ids = _alike_ids(conn, rows)
+    return None if None in ids else [event_id for event_id in ids if event_id is not None]
+
+
+def _alike_ids(conn: sa.Connection, rows: Sequence[_EventRow]) -> list[int | None]:
+    """For each of `rows`, the id of a stored event alike (None if there is none), each used once.
+
+    Alike: the same process, exact time and data digest. Two such events of
+    one process at the same instant take the ids in order.
     """
     times = [row.when_ts for row in rows]
     query = (
-        sa.select(events.c.id, events.c.process_id, events.c.when_ts)
+        sa.select(events.c.id, events.c.process_id, events.c.when_ts, events.c.digest)
         .where(events.c.process_id.in_(sorted({row.process_id for row in rows})))
         .where(events.c.when_ts.between(min(times), max(times)))
         .order_by(events.c.id)
     )
-    stored: dict[tuple[int, float], list[int]] = {}
-    for event_id, process_id, when_ts in conn.execute(query):
-        stored.setdefault((process_id, when_ts), []).append(event_id)
-    ids = []
+    stored: dict[tuple[int, float, bytes | None], list[int]] = {}
+    for event_id, process_id, when_ts, digest in conn.execute(query):
+        key = (process_id, when_ts, None if digest is None else bytes(digest))
+        stored.setdefault(key, []).append(event_id)
+    ids: list[int | None] = []
     for row in rows:
-        candidates = stored.get((row.process_id, row.when_ts))
-        if not candidates:
-            return None
-        ids.append(candidates.pop(0))
+        candidates = stored.get((row.process_id, row.when_ts, row.digest))
+        ids.append(candidates.pop(0) if candidates else None)
     return ids

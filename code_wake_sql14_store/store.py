@@ -135,12 +135,25 @@ class Sql14Store(Store):
 
     def write_events(self, events: Sequence[PendingEvent], wanted: Iterable[int]) -> dict[int, EventRecord]:
         """Write `events` in one transaction; the records of the positions in `wanted` only."""
+        return self._write(events, wanted, ())
+
+    def write_spooled(self, events: Sequence[PendingEvent], maybe_stored: Sequence[bool]) -> None:
+        """Write `events` in one transaction, but not those flagged in `maybe_stored` that are stored.
+
+        A flagged event is stored when an event of the same process, time and
+        data (its digest) is: one such for each.
+        """
+        self._write(events, (), maybe_stored)
+
+    def _write(
+        self, events: Sequence[PendingEvent], wanted: Iterable[int], maybe_stored: Sequence[bool]
+    ) -> dict[int, EventRecord]:
         if not events:
             return {}
         with self._db.translating("insert events"):
             # Registrations commit on their own, before the batch.
             owners = [self.resolve_process(event.process) for event in events]
-            return self._writer.insert_events(events, owners, wanted)
+            return self._writer.insert_events(events, owners, wanted, maybe_stored)
 
     def insert_process(self, process: ProcessInfo | HasProcessInfo) -> ProcessRecord:
         """Register a process, creating its app, app version and environment as needed."""

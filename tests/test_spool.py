@@ -47,10 +47,14 @@ class Collector:
 
     def __init__(self) -> None:
         self.events: list[PendingEvent] = []
+        self.maybe_stored: list[bool] = []
+        """The flags of every event given, written or not, in order."""
         self.fail_after: int | None = None
         self.refuse: str | None = None
 
-    def __call__(self, batch: list[PendingEvent]) -> int:
+    def __call__(self, batch: list[PendingEvent], maybe_stored: list[bool]) -> int:
+        assert len(maybe_stored) == len(batch)
+        self.maybe_stored.extend(maybe_stored)
         if self.fail_after is not None and len(self.events) >= self.fail_after:
             raise StoreError("database is down")
         refused = [e for e in batch if dict(e.data).get("n") == self.refuse]
@@ -229,6 +233,77 @@ class TestDelivery:
         collector.refuse = "2"
         delivery = deliver(spool, collector)
         assert (delivery.own, delivery.own_rejected, delivery.files) == (3, 1, 1)
+
+
+class TestMaybeStored:
+    """Events whose write may have committed are marked, and delivered flagged: the store looks first."""
+
+    def test_a_batch_appended_marked_comes_back_flagged(self, spool: Spool) -> None:
+        spool.append([event(0), event(1)])
+        spool.append([event(2), event(3)], maybe_stored=True)
+        spool.append([event(4)])
+        spool.release()
+        collector = Collector()
+        deliver(spool, collector, batch_size=2)
+        assert ns(collector.events) == ["0", "1", "2", "3", "4"]
+        assert collector.maybe_stored == [False, False, True, True, False]
+
+    def test_a_delivery_cut_short_flags_its_batch_the_next_time(self, spool: Spool) -> None:
+        """The store failed (its answer lost, perhaps after committing): the next delivery looks first."""
+        spool.append([event(n) for n in range(6)])
+        spool.release()
+        collector = Collector()
+        collector.fail_after = 3  # the second batch fails
+        with pytest.raises(StoreError):
+            deliver(spool, collector, batch_size=3)
+        collector.fail_after = None
+        deliver(spool, collector, batch_size=3)
+        assert ns(collector.events) == [str(n) for n in range(6)]
+        assert collector.maybe_stored == [False] * 3 + [False] * 3 + [True] * 3
+
+    def test_marks_that_cannot_be_written_or_read_leave_the_events_whole(
+        self, spool: Spool, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A mark is best effort: reported when it fails, and the events go on as without it."""
+        spool.append([event(0)])
+        (shown,) = list_spool(spool.directory)
+        shown.path.with_name(shown.path.name + ".maybe").mkdir()  # neither written nor read as a file
+        spool.append([event(1)], maybe_stored=True)
+        spool.release()
+        collector = Collector()
+        deliver(spool, collector)
+        assert (ns(collector.events), collector.maybe_stored) == (["0", "1"], [False, False])
+        assert "could not mark events of the spool file" in caplog.text
+        assert "cannot be read: its events are written as they are" in caplog.text
+
+    def test_a_store_that_cannot_look_writes_them_all(self) -> None:
+        """`Store.write_spooled` by default writes flagged events too: a plain store has no way to look."""
+        store = MemoryStore()
+        once = event(1, INFO)
+        store.insert_events([once])
+        store.write_spooled([once, event(2, INFO)], [True, False])
+        assert stored_ns(store) == ["1", "1", "2"]
+
+    def test_marks_go_with_their_file(self, spool: Spool) -> None:
+        """Delivered, a file goes with its marks; marks left by a delivery that ignored them go too."""
+        spool.append([event(0)], maybe_stored=True)
+        spool.release()
+        orphan = spool.directory / "00000000000000000001-1-abcdef01.spool.maybe"
+        orphan.write_bytes(b"24 80\n")
+        deliver(spool, Collector())
+        assert list(spool.directory.iterdir()) == []
+
+    def test_a_torn_marks_line_is_skipped(self, spool: Spool) -> None:
+        """A crash while marking leaves part of a line: the marks before it hold, the rest is ignored."""
+        spool.append([event(0)], maybe_stored=True)
+        spool.append([event(1)])
+        (shown,) = list_spool(spool.directory)
+        with open(shown.path.with_name(shown.path.name + ".maybe"), "ab") as marks:
+            marks.write(b"12")
+        spool.release()
+        collector = Collector()
+        deliver(spool, collector)
+        assert collector.maybe_stored == [True, False]
 
 
 # -- the queue and its spool ---------------------------------------------------------------------

@@ -11,14 +11,17 @@ as it would the real one).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from code_wake import Process
-from code_wake.errors import StoreUnavailableError
+from code_wake import Process, QueueSettings
+from code_wake._queue_spool import spool_directory_of, write_to
+from code_wake._spool import Delivery, deliver_spool
+from code_wake.errors import StoreError, StoreUnavailableError
 from code_wake.event import EventPolicy, PendingEvent
-from code_wake_sql14_store import Sql14Store, _writes
+from code_wake_sql14_store import Sql14QueueStore, Sql14Store, _writes
 from code_wake_sql14_store._database import unavailable
 from code_wake_sql14_store.schema import events_data
 
@@ -180,3 +183,90 @@ def test_a_batch_that_did_not_commit_is_written(store: Sql14Store) -> None:
     records = store.insert_events(events)  # the queue's next try: it looks, finds nothing, writes
     assert len(records) == 3
     assert stored_ns(store) == ["0", "1", "2"]
+
+
+# -- from the spool: events set aside after such a COMMIT ---------------------------------------
+
+
+def test_the_error_says_whether_the_events_may_be_stored(
+    store: Sql14Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an unanswered COMMIT whose look failed too, the error says so; a refused connection does not."""
+    events = batch(store, 2)
+    LostAnswers(store).count = 1
+    look_fails_once(monkeypatch)
+    with pytest.raises(StoreError) as unanswered:
+        store.insert_events(events)
+    assert unanswered.value.maybe_stored
+    db = store._db
+
+    def refused() -> sa.Connection:
+        raise unavailable(sa.exc.OperationalError("connect", {}, Exception("Connection refused")), db.url)
+
+    later = batch(store, 1)
+    monkeypatch.setattr(db, "_checkout", refused)
+    with pytest.raises(StoreUnavailableError) as down:
+        store.insert_events(later)
+    assert not down.value.maybe_stored
+
+
+def test_spooled_events_that_may_be_stored_are_looked_for(store: Sql14Store) -> None:
+    """Flagged events found stored are not written again; flagged ones not found, and the others, are."""
+    events = batch(store, 4)
+    store.insert_events(events[:2])
+    store.write_spooled(events, [True, True, True, False])
+    assert stored_ns(store) == ["0", "1", "2", "3"]
+
+
+def test_a_stored_event_is_alike_by_process_time_and_data(store: Sql14Store) -> None:
+    """One stored twin accounts for one flagged twin, not two; other data at the same instant is written."""
+    process = Process(store=store, app_name="commit").init()
+    twin = POLICY.build(process.info, {"n": 7}, when_ts=1_700_000_000.25)
+    other = POLICY.build(process.info, {"n": 8}, when_ts=twin.when_ts)
+    store.insert_events([twin])
+    store.write_spooled([twin, twin, other], [True, True, True])
+    assert stored_ns(store) == ["7", "7", "8"]
+
+
+def test_a_batch_spooled_after_an_unanswered_commit_is_delivered_once(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT landed, its answer did not, and the server stayed out of reach until the queue gave up.
+
+    The queue spools the batch marked as perhaps stored; a store of another
+    process delivers it, finds it stored, and does not write it again.
+    """
+    settings = QueueSettings(retry_for=0.3, linger=0, spool_dir=str(tmp_path / "spools"))
+    queued = Sql14QueueStore(db_url, queue_settings=settings)
+    process = Process(store=queued, app_name="commit").init()
+    db = queued._db
+    dialect = db.engine.dialect
+    real_commit, real_checkout = dialect.do_commit, db._checkout
+    down = {"now": False}
+
+    def commit_then_go_down(dbapi_connection: object) -> None:
+        real_commit(dbapi_connection)
+        down["now"] = True
+        dialect.do_commit = real_commit  # type: ignore[method-assign]
+        raise dialect.loaded_dbapi.OperationalError("server closed the connection unexpectedly")
+
+    def refused_while_down() -> sa.Connection:
+        if down["now"]:
+            raise unavailable(sa.exc.OperationalError("connect", {}, Exception("Connection refused")), db.url)
+        return real_checkout()
+
+    dialect.do_commit = commit_then_go_down  # type: ignore[method-assign]
+    monkeypatch.setattr(db, "_checkout", refused_while_down)
+    for n in range(3):
+        process.log({"n": n})
+    assert queued.flush(timeout=10)
+    assert (queued.queue_stats.spooled, queued.queue_stats.written) == (3, 0)
+    queued.close()
+
+    with Sql14Store(db_url) as deliverer:
+        directory = spool_directory_of(deliverer, settings)
+        assert directory is not None
+        delivery = Delivery()
+        deliver_spool(directory, write_to(deliverer), settings.batch_size, delivery)
+        assert (delivery.written, delivery.files) == (3, 1)
+        assert stored_ns(deliverer) == ["0", "1", "2"]

@@ -4,6 +4,10 @@ While stalled it keeps every connection open and reads nothing, so the
 client's kernel sees its bytes acknowledged (by the proxy's) and nothing
 comes back: what a firewall or a hung load balancer does. TCP keepalive and
 server-side timeouts cannot notice that; only the client can.
+
+Muted after a marker (`mute_after`), it forwards what the client sends but
+no longer what the server answers, from the moment the client sent the
+marker: a COMMIT that the server carries out and whose answer never comes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class TcpProxy:
         self.port: int = self._listener.getsockname()[1]
         self._forwarding = threading.Event()
         self._forwarding.set()
+        self._mute_marker: bytes | None = None
+        self.muted = threading.Event()
+        """Set once the marker went by: the server's answers are dropped from then on."""
         self._closed = threading.Event()
         self._sockets: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, name="test-tcp-proxy", daemon=True)
@@ -38,6 +45,15 @@ class TcpProxy:
     def resume(self) -> None:
         """Forward again."""
         self._forwarding.set()
+
+    def mute_after(self, marker: bytes) -> None:
+        """Drop the server's answers from the moment a client sends `marker` (in one read) on."""
+        self._mute_marker = marker
+
+    def unmute(self) -> None:
+        """Forward the server's answers again, and watch for no marker."""
+        self._mute_marker = None
+        self.muted.clear()
 
     def close(self) -> None:
         self._closed.set()
@@ -73,6 +89,10 @@ class TcpProxy:
                     data = ready.recv(65536)
                 if not data:
                     break
+                if ready is client and self._mute_marker is not None and self._mute_marker in data:
+                    self.muted.set()
+                if ready is upstream and self.muted.is_set():
+                    continue
                 try:
                     peer[ready].sendall(data)
                 except OSError:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +17,7 @@ from code_wake import Process, QueueSettings
 from code_wake_sql14_store import Sql14QueueStore, Sql14Store
 from code_wake_sql14_store._database import transient
 
-from .helpers import rows
+from .helpers import REPO, rows, values_of
 from .tcp_proxy import TcpProxy
 
 
@@ -21,6 +26,9 @@ def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, TcpProxy
     """The test database's URL, and the same database through a proxy that can stall."""
     url = str(request.getfixturevalue(f"{request.param}_url"))
     parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        # In clear, so that the proxy can see a COMMIT go by (`TcpProxy.mute_after`).
+        parsed = parsed.update_query_dict({"sslmode": "disable"})
     proxy = TcpProxy((parsed.host or "127.0.0.1", parsed.port or 0))
     try:
         yield url, parsed.set(port=proxy.port).render_as_string(hide_password=False), proxy
@@ -147,3 +155,65 @@ def test_a_15_s_stall_with_the_defaults_loses_nothing(proxied: tuple[str, str, T
     )
     assert (count, distinct) == (n, n)
     store.close()
+
+
+UNANSWERED_COMMIT_AT_EXIT = """
+    import sys
+    import code_wake
+    from code_wake_sql14_store import Sql14QueueStore
+
+    settings = code_wake.QueueSettings(exit_timeout=2, spool_dir={spools!r})
+    proc = code_wake.Process(store=Sql14QueueStore({url!r}, queue_settings=settings), app_name="unanswered")
+    proc.log({{"n": "ready"}}, sync=True)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for n in range(5):
+        proc.log({{"n": str(n)}})
+    # No flush: the exit flush writes them; the answer to its COMMIT never comes.
+"""
+
+
+def test_a_batch_committed_unanswered_at_exit_is_stored_once(
+    proxied: tuple[str, str, TcpProxy], tmp_path: Path
+) -> None:
+    """The exit deadline takes over a write whose COMMIT the server carried out: delivered later, once.
+
+    A real program: its writer's COMMIT goes through the proxy, which drops
+    the server's answer from then on. At the exit deadline the queue sets the
+    batch aside in the spool, marked as perhaps stored; the next program
+    delivers the spool, finds those events stored and writes them not again.
+    """
+    direct, through_proxy, proxy = proxied
+    spools = tmp_path / "spools"
+    script = tmp_path / "program.py"
+    program_text = UNANSWERED_COMMIT_AT_EXIT.format(url=through_proxy, spools=str(spools))
+    script.write_text(textwrap.dedent(program_text))
+    program = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert program.stdout is not None
+        assert program.stdout.readline() == "ready\n"
+        proxy.mute_after(b"COMMIT")
+        _, err = program.communicate("go\n", timeout=30)
+    finally:
+        program.kill()
+    assert program.returncode == 0, err
+    assert proxy.muted.is_set()
+    assert "5 set aside in the spool" in err
+    once = dict.fromkeys(["0", "1", "2", "3", "4", "ready"], 1)
+    assert values_of(direct, "n") == once  # the COMMIT was carried out
+
+    # The spool is the database's as the program named it: through the proxy.
+    proxy.unmute()
+    with Sql14QueueStore(through_proxy, queue_settings=QueueSettings(spool_dir=str(spools))) as store:
+        Process(store=store, app_name="next").log({"n": "next"})
+        assert store.flush(timeout=30)
+        delivered = store.queue_stats.replayed
+    assert (delivered, values_of(direct, "n")) == (5, {**once, "next": 1})
