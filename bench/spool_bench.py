@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import code_wake
+from code_wake._queue_spool import write_to
 from code_wake._spool import Delivery, Spool, deliver_spool
 from code_wake.event import EventPolicy, PendingEvent
 from code_wake.records import ProcessInfo
@@ -68,13 +69,8 @@ def _delivery_rate(directory: Path, path: Path, count: int) -> float:
     with Sql14Store(f"sqlite:///{path}") as store:
         store.get_app_by_name("schema first")
         delivery = Delivery()
-
-        def write(batch: list[PendingEvent]) -> int:
-            store.insert_events(batch)
-            return 0
-
         start = time.perf_counter()
-        deliver_spool(directory, write, _BATCH, delivery)
+        deliver_spool(directory, write_to(store), _BATCH, delivery)
         elapsed = time.perf_counter() - start
     if delivery.written != count:
         raise RuntimeError(f"the spool gave back {delivery.written} of {count} events")
