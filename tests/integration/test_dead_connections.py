@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -199,6 +200,8 @@ def test_a_batch_committed_unanswered_at_exit_is_stored_once(
     )
     try:
         assert program.stdout is not None
+        readable, _, _ = select.select([program.stdout], [], [], 30)
+        assert readable, "the program did not get ready within 30 s"
         assert program.stdout.readline() == "ready\n"
         proxy.mute_after(b"COMMIT")
         _, err = program.communicate("go\n", timeout=30)
