@@ -287,16 +287,17 @@ def _deliver_file(
         marks = marks_of(path)
         batch: list[PendingEvent] = []
         flags: list[bool] = []
-        batch_start = end = max(start, _progress(path))
-        for payload, record_end in read_records(data, end):
+        offset = max(start, _progress(path))
+        batch_start = end = offset
+        for payload, end in read_records(data, offset):
             try:
                 batch.append(decode_event(payload))
-                flags.append(marks.hold(end))
+                flags.append(marks.hold(offset))
             except (ValueError, TypeError) as exc:
                 report_problem(
                     "spool-damaged", f"a record of the spool file {path} is not an event; skipped", exc
                 )
-            end = record_end
+            offset = end  # where the next record starts
             if len(batch) >= batch_size:
                 _write_batch(path, (batch_start, end), batch, flags, write, own, delivery)
                 _note_progress(path, end)

@@ -86,9 +86,6 @@ class Marks:
         self._starts = [start for start, _ in merged]
         self._ends = [end for _, end in merged]
 
-    def __bool__(self) -> bool:
-        return bool(self._starts)
-
     def hold(self, offset: int) -> bool:
         """Whether the record starting at byte `offset` lies in a marked range."""
         at = bisect.bisect_right(self._starts, offset) - 1
